@@ -1,0 +1,100 @@
+import knexFactory, { type Knex } from 'knex';
+import pg from 'pg';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseDatabaseUrl, type DatabaseTarget, type DialectName } from './url.js';
+import { registerSecret } from '../log/redact.js';
+
+export type { Knex };
+
+/*
+ * Zone-less timestamps (`timestamp without time zone`, DATETIME) are read as the
+ * database's own strings and interpreted in the configured source zone by the mapper,
+ * never by the Node process's local zone. PostgreSQL keeps microseconds, which a JS Date
+ * would cut: cursors stay strings end to end.
+ */
+const PG_TIMESTAMP = 1114;
+const PG_TIMESTAMPTZ = 1184;
+const PG_DATE = 1082;
+pg.types.setTypeParser(PG_TIMESTAMP, (v) => v);
+pg.types.setTypeParser(PG_TIMESTAMPTZ, (v) => v);
+pg.types.setTypeParser(PG_DATE, (v) => v);
+
+export interface ConnectOptions {
+  /** Pool size for client/server databases. */
+  poolMax?: number;
+  /** Application name shown in pg_stat_activity. */
+  applicationName?: string;
+}
+
+export function knexConfigFor(target: DatabaseTarget, opts: ConnectOptions = {}): Knex.Config {
+  switch (target.dialect) {
+    case 'pg':
+      return {
+        client: 'pg',
+        connection: {
+          host: target.host,
+          port: target.port,
+          user: target.user,
+          password: target.password,
+          database: target.database,
+          application_name: opts.applicationName ?? 'attendance-sync',
+          ...(target.params.sslmode && target.params.sslmode !== 'disable' ? { ssl: { rejectUnauthorized: target.params.sslmode === 'verify-full' } } : {}),
+        },
+        pool: { min: 0, max: opts.poolMax ?? 4 },
+        acquireConnectionTimeout: 10_000,
+      };
+    case 'mysql':
+      return {
+        client: 'mysql2',
+        connection: {
+          host: target.host,
+          port: target.port,
+          user: target.user,
+          password: target.password,
+          database: target.database,
+          dateStrings: true,
+          supportBigNumbers: true,
+          bigNumberStrings: true,
+          charset: 'utf8mb4',
+          timezone: 'Z',
+        },
+        pool: { min: 0, max: opts.poolMax ?? 4 },
+        acquireConnectionTimeout: 10_000,
+      };
+    case 'sqlite':
+      return {
+        client: 'better-sqlite3',
+        connection: { filename: target.filename ?? ':memory:' },
+        useNullAsDefault: true,
+        pool: {
+          min: 1,
+          max: 1,
+          afterCreate: (conn: { pragma: (s: string) => unknown }, done: (err: Error | null, conn: unknown) => void) => {
+            // WAL lets `status` read while the worker writes; busy_timeout makes a second
+            // process wait for the write lock instead of failing at once.
+            conn.pragma('journal_mode = WAL');
+            conn.pragma('busy_timeout = 5000');
+            done(null, conn);
+          },
+        },
+      };
+  }
+}
+
+/** Open a knex instance for a database URL. The password is registered for redaction first. */
+export function connect(url: string | DatabaseTarget, opts: ConnectOptions = {}): Knex {
+  const target = typeof url === 'string' ? parseDatabaseUrl(url) : url;
+  registerSecret(target.password);
+  if (target.dialect === 'sqlite' && target.filename && target.filename !== ':memory:') {
+    fs.mkdirSync(path.dirname(target.filename), { recursive: true });
+  }
+  return knexFactory(knexConfigFor(target, opts));
+}
+
+export function dialectOf(db: Knex): DialectName {
+  const client = (db.client as { config: { client: unknown } }).config.client;
+  if (client === 'pg') return 'pg';
+  if (client === 'mysql2' || client === 'mysql') return 'mysql';
+  return 'sqlite';
+}

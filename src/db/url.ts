@@ -1,0 +1,71 @@
+import path from 'node:path';
+import { ConfigError } from '../errors.js';
+
+export type DialectName = 'pg' | 'mysql' | 'sqlite';
+
+/** A database URL taken apart; `toString()` never shows the password. */
+export interface DatabaseTarget {
+  readonly dialect: DialectName;
+  /** postgres / mysql: host, port, user, password, database; sqlite: filename. */
+  readonly host?: string;
+  readonly port?: number;
+  readonly user?: string;
+  readonly password?: string;
+  readonly database?: string;
+  readonly filename?: string;
+  readonly params: Readonly<Record<string, string>>;
+  /** The URL with the password masked, safe for logs and reports. */
+  readonly display: string;
+}
+
+/**
+ * Accepted forms:
+ *   postgres://user:pass@host:5432/db   (also postgresql://)
+ *   mysql://user:pass@host:3306/db      (also mariadb://)
+ *   sqlite:./data/hr.sqlite, sqlite:/var/lib/sync/state.sqlite, sqlite::memory:
+ */
+export function parseDatabaseUrl(raw: string, field = 'url'): DatabaseTarget {
+  const value = raw.trim();
+  if (/^sqlite:/i.test(value)) {
+    let file = value.slice('sqlite:'.length);
+    if (file.startsWith('//')) file = file.slice(2); // sqlite:///abs/path
+    if (!file) throw new ConfigError([`${field}: sqlite URL needs a file path, e.g. sqlite:./data/hr.sqlite`]);
+    const filename = file === ':memory:' ? file : path.resolve(file);
+    return { dialect: 'sqlite', filename, params: {}, display: `sqlite:${file}` };
+  }
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError([`${field}: not a valid database URL (expected postgres://…, mysql://… or sqlite:PATH)`]);
+  }
+  const scheme = url.protocol.replace(/:$/, '').toLowerCase();
+  const dialect: DialectName | undefined =
+    scheme === 'postgres' || scheme === 'postgresql' ? 'pg' : scheme === 'mysql' || scheme === 'mariadb' ? 'mysql' : undefined;
+  if (!dialect) throw new ConfigError([`${field}: unsupported scheme "${scheme}:" (use postgres://, mysql:// or sqlite:)`]);
+  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (!database) throw new ConfigError([`${field}: the URL names no database (…/DATABASE)`]);
+  const params: Record<string, string> = {};
+  url.searchParams.forEach((v, k) => (params[k] = v));
+  const password = url.password ? decodeURIComponent(url.password) : undefined;
+  const masked = new URL(url.toString());
+  if (masked.password) masked.password = '***';
+  return {
+    dialect,
+    host: url.hostname || '127.0.0.1',
+    port: url.port ? Number(url.port) : dialect === 'pg' ? 5432 : 3306,
+    user: url.username ? decodeURIComponent(url.username) : undefined,
+    password,
+    database,
+    params,
+    display: masked.toString(),
+  };
+}
+
+/** The same target with another database name (tests and `check-config` use this). */
+export function withDatabaseName(target: DatabaseTarget, database: string): string {
+  if (target.dialect === 'sqlite') throw new Error('withDatabaseName: not for sqlite');
+  const scheme = target.dialect === 'pg' ? 'postgres' : 'mysql';
+  const auth = target.user ? `${encodeURIComponent(target.user)}${target.password ? `:${encodeURIComponent(target.password)}` : ''}@` : '';
+  return `${scheme}://${auth}${target.host}:${target.port}/${encodeURIComponent(database)}`;
+}

@@ -1,0 +1,50 @@
+/**
+ * Process exit codes, used by every command.
+ * 0 ok, 1 runtime failure, 2 usage or configuration error.
+ */
+export const ExitCode = Object.freeze({ OK: 0, RUNTIME: 1, USAGE: 2 } as const);
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/**
+ * The one error type the application raises on purpose: a stable `code` an operator
+ * can look up in the README, the exit code it maps to, and whether retrying may help.
+ * Messages never carry secrets: build them from names and paths, not from values.
+ */
+export class AppError extends Error {
+  readonly code: string;
+  readonly exitCode: ExitCode;
+  readonly retryable: boolean;
+
+  constructor(code: string, message: string, opts: { exitCode?: ExitCode; retryable?: boolean; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'AppError';
+    this.code = code;
+    this.exitCode = opts.exitCode ?? ExitCode.RUNTIME;
+    this.retryable = opts.retryable ?? false;
+  }
+}
+
+/** A configuration or usage problem: exit code 2, one line per problem, no stack trace. */
+export class ConfigError extends AppError {
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[], heading = 'invalid configuration') {
+    super('CONFIG_INVALID', `${heading}:\n${problems.map((p) => `  - ${p}`).join('\n')}`, { exitCode: ExitCode.USAGE });
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export function isAppError(err: unknown): err is AppError {
+  return err instanceof AppError;
+}
+
+/** A short, single-line description of any thrown value (message only, never a stack). */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    const prefix = typeof code === 'string' && !err.message.includes(code) ? `${code}: ` : '';
+    return `${prefix}${err.message}`;
+  }
+  return String(err);
+}

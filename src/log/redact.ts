@@ -1,0 +1,52 @@
+/**
+ * Secret redaction for everything that leaves the process as text: log lines, error
+ * messages printed to stderr, and payloads stored in the sync table.
+ *
+ * Two layers: exact values registered at start-up (app secret, DB passwords, tokens as
+ * they are fetched), and patterns that catch secrets we were never told about
+ * (bearer headers, Feishu tenant tokens, passwords inside connection URLs).
+ */
+const secrets = new Set<string>();
+export const REDACTED = '[REDACTED]';
+
+/** Register a value that must never appear in output. Short values are ignored (too many false hits). */
+export function registerSecret(value: string | undefined | null): void {
+  if (typeof value === 'string' && value.length >= 4) secrets.add(value);
+}
+
+export function clearSecretsForTests(): void {
+  secrets.clear();
+}
+
+const PATTERNS: Array<[RegExp, string]> = [
+  // Authorization: Bearer t-xxxx
+  [/(bearer\s+)[A-Za-z0-9._~+/=-]+/gi, `$1${REDACTED}`],
+  // Feishu tenant / user / app tokens: t-…, u-…, a-…
+  [/\b([tua]-)[A-Za-z0-9._-]{16,}/g, `$1${REDACTED}`],
+  // user:password@ in URLs
+  [/(\b[a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]+@/gi, `$1${REDACTED}@`],
+  // "app_secret":"…", app_secret=…, password=…
+  [/((?:app_secret|password|passwd|pwd|secret|access_token|tenant_access_token)["']?\s*[:=]\s*["']?)[^"'\s,&}]+/gi, `$1${REDACTED}`],
+];
+
+export function redact(text: string): string {
+  let out = text;
+  for (const s of secrets) {
+    if (out.includes(s)) out = out.split(s).join(REDACTED);
+  }
+  for (const [re, rep] of PATTERNS) out = out.replace(re, rep);
+  return out;
+}
+
+/** Deep-redact a JSON-like value (strings anywhere inside objects and arrays). */
+export function redactValue<T>(value: T, depth = 0): T {
+  if (typeof value === 'string') return redact(value) as T;
+  if (depth > 8 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => redactValue(v, depth + 1)) as T;
+  if (value instanceof Error) return redact(value.message) as T;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    out[k] = /secret|password|token|authorization/i.test(k) && typeof v === 'string' ? REDACTED : redactValue(v, depth + 1);
+  }
+  return out as T;
+}
