@@ -1,3 +1,68 @@
-export async function main(_argv: string[]): Promise<number> {
-  return 0;
+import { Command, CommanderError } from 'commander';
+import { createRequire } from 'node:module';
+import { AppError, ExitCode, describeError } from '../errors.js';
+import { redact } from '../log/redact.js';
+import { flushLogger, getLogger } from '../log/logger.js';
+import { COMMANDS } from './commands/index.js';
+
+const require = createRequire(import.meta.url);
+
+function packageVersion(): string {
+  for (const p of ['../../../package.json', '../../package.json']) {
+    try {
+      return (require(p) as { version: string }).version;
+    } catch {
+      /* try the next layout (dist/src/cli or src/cli) */
+    }
+  }
+  return '0.0.0';
+}
+
+export function buildProgram(): Command {
+  const program = new Command('attendance-sync')
+    .description('Keeps Feishu (Lark) Attendance in step with a legacy HR approval database.')
+    .version(packageVersion(), '-V, --version')
+    .option('-c, --config <file>', 'configuration file (else $ATTENDANCE_SYNC_CONFIG, else config/attendance-sync.yaml)')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  for (const register of COMMANDS) register(program);
+  return program;
+}
+
+/**
+ * Runs the CLI and returns the exit code: 0 ok, 1 runtime failure, 2 usage or config
+ * error. Errors are printed as one redacted message, never as a stack trace.
+ */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  let code: number = ExitCode.OK;
+  try {
+    await program.parseAsync(argv);
+    const result = (program as unknown as { _exitCode?: number })._exitCode;
+    code = typeof result === 'number' ? result : ExitCode.OK;
+  } catch (err) {
+    code = exitCodeFor(err);
+    if (!(err instanceof CommanderError)) {
+      process.stderr.write(`attendance-sync: ${redact(describeError(err))}\n`);
+      if (process.env.ATTENDANCE_SYNC_DEBUG === '1' && err instanceof Error && err.stack) process.stderr.write(redact(err.stack) + '\n');
+    }
+  }
+  await flushLogger(getLogger());
+  return code;
+}
+
+function exitCodeFor(err: unknown): number {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.OK;
+    return ExitCode.USAGE;
+  }
+  if (err instanceof AppError) return err.exitCode;
+  return ExitCode.RUNTIME;
+}
+
+/** Commands set their exit code through this instead of calling process.exit. */
+export function setExitCode(program: Command, code: number): void {
+  let root: Command = program;
+  while (root.parent) root = root.parent;
+  (root as unknown as { _exitCode?: number })._exitCode = code;
 }
