@@ -17,6 +17,7 @@ function messageFor(issue: Issue): string {
     case 'invalid_value':
       return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'invalid_union':
+      if (issue.errors.every((branch) => branch.some((i) => i.path.length === 0 && /received undefined/.test(i.message)))) return 'required';
       return 'expected a column name or an object { column | value, map, default }';
     default:
       return issue.message;

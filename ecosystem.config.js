@@ -1,0 +1,45 @@
+/**
+ * pm2 process file: `pm2 start ecosystem.config.js --env production`.
+ *
+ * - fork mode, one instance: the worker keeps a leader lock in the state database, so a
+ *   second instance (a restart overlap, another host) waits instead of sending twice.
+ * - pm2 stops a process with SIGINT, then SIGKILL after kill_timeout. The worker's own
+ *   shutdown deadline (sync.shutdown_timeout_ms, default 8 s) is kept below kill_timeout.
+ * - wait_ready: pm2 counts the process as online once it sends 'ready' (after the config
+ *   is valid and the databases answer), so a broken config shows as errored, not online.
+ *
+ * The package is ESM; pm2 loads this file with require(), which Node ≥ 20.19 resolves to
+ * the module's named exports, hence `export const apps`.
+ */
+export const apps = [
+  {
+    name: 'attendance-sync',
+    script: './dist/src/cli/index.js',
+    args: 'run',
+    exec_mode: 'fork',
+    instances: 1,
+    autorestart: true,
+    wait_ready: true,
+    listen_timeout: 30000,
+    kill_timeout: 12000,
+    exp_backoff_restart_delay: 1000,
+    max_memory_restart: '400M',
+    // Exit code 2 means a configuration error: restarting cannot fix it.
+    stop_exit_codes: [2],
+    out_file: './logs/attendance-sync.out.log',
+    error_file: './logs/attendance-sync.err.log',
+    merge_logs: true,
+    time: false,
+    env: {
+      NODE_ENV: 'development',
+      TZ: 'UTC',
+    },
+    env_production: {
+      NODE_ENV: 'production',
+      TZ: 'UTC',
+      ATTENDANCE_SYNC_CONFIG: './config/attendance-sync.yaml',
+    },
+  },
+];
+
+export default { apps };
