@@ -1,5 +1,5 @@
 import winston from 'winston';
-import { redact, redactValue } from './redact.js';
+import { redact, redactEntry } from './redact.js';
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -19,7 +19,7 @@ export function resolveFormat(format: LogFormat = 'auto'): 'json' | 'pretty' {
 const redactFormat = winston.format((info) => {
   for (const key of Object.keys(info)) {
     const v = (info as Record<string, unknown>)[key];
-    (info as Record<string, unknown>)[key] = key === 'message' && typeof v === 'string' ? redact(v) : redactValue(v);
+    (info as Record<string, unknown>)[key] = key === 'message' && typeof v === 'string' ? redact(v) : redactEntry(key, v);
   }
   return info;
 });
@@ -46,7 +46,7 @@ export function createLogger(opts: { level?: LogLevel; format?: LogFormat; strea
       winston.format.timestamp(),
       fmt === 'json'
         ? winston.format.json()
-        : winston.format.combine(winston.format.colorize({ level: process.stderr.isTTY === true }), winston.format.printf(prettyLine)),
+        : winston.format.combine(winston.format.colorize({ level: !opts.stream && process.stderr.isTTY === true }), winston.format.printf(prettyLine)),
     ),
     transports: [transport],
   });

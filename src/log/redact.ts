@@ -45,8 +45,13 @@ export function redactValue<T>(value: T, depth = 0): T {
   if (Array.isArray(value)) return value.map((v) => redactValue(v, depth + 1)) as T;
   if (value instanceof Error) return redact(value.message) as T;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-    out[k] = /secret|password|token|authorization/i.test(k) && typeof v === 'string' ? REDACTED : redactValue(v, depth + 1);
-  }
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k] = redactEntry(k, v, depth + 1);
   return out as T;
+}
+
+const SECRET_KEY = /secret|password|passwd|token|authorization/i;
+
+/** Redact one key/value pair: a string under a secret-sounding key is dropped whole. */
+export function redactEntry(key: string, value: unknown, depth = 0): unknown {
+  return SECRET_KEY.test(key) && typeof value === 'string' ? REDACTED : redactValue(value, depth);
 }
