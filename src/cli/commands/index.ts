@@ -9,8 +9,9 @@ import { register as retry } from './retry.js';
 import { register as backfill } from './backfill.js';
 import { register as preview } from './preview.js';
 import { register as demo } from './demo.js';
+import { register as configReference } from './config-reference.js';
 
 /** Every subcommand, in the order --help lists them. */
 export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
-  migrate, checkConfig, once, run, status, retry, backfill, preview, emulator, demo,
+  migrate, checkConfig, once, run, status, retry, backfill, preview, emulator, demo, configReference,
 ];
