@@ -1,0 +1,136 @@
+import http from 'node:http';
+import client from 'prom-client';
+
+/**
+ * Prometheus metrics of one worker process. One registry per process (not the global one),
+ * so tests can create several workers side by side.
+ */
+export class Metrics {
+  readonly registry = new client.Registry();
+
+  readonly records = new client.Counter({
+    name: 'attendance_sync_records_total',
+    help: 'Source records processed, by kind and planning outcome (created, revoked, unchanged, invalid, inactive)',
+    labelNames: ['kind', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly operations = new client.Counter({
+    name: 'attendance_sync_operations_total',
+    help: 'Outbox operations finished, by kind, operation and status (sent, retry, failed, dead)',
+    labelNames: ['kind', 'operation', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly sendLatency = new client.Histogram({
+    name: 'attendance_sync_send_duration_seconds',
+    help: 'Duration of one Feishu operation including retries inside the client',
+    labelNames: ['operation'] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  readonly limiterWait = new client.Counter({
+    name: 'attendance_sync_rate_limiter_wait_seconds_total',
+    help: 'Time calls spent waiting for the shared rate limiter',
+    registers: [this.registry],
+  });
+
+  readonly rateLimited = new client.Counter({
+    name: 'attendance_sync_feishu_rate_limited_total',
+    help: 'HTTP 429 / code 99991400 answers received from Feishu',
+    registers: [this.registry],
+  });
+
+  readonly retries = new client.Counter({
+    name: 'attendance_sync_feishu_retries_total',
+    help: 'Retried Feishu calls',
+    registers: [this.registry],
+  });
+
+  readonly outboxDepth = new client.Gauge({
+    name: 'attendance_sync_outbox_depth',
+    help: 'Operations waiting to be sent (pending or sending)',
+    registers: [this.registry],
+  });
+
+  readonly oldestPendingAge = new client.Gauge({
+    name: 'attendance_sync_oldest_pending_age_seconds',
+    help: 'Age of the oldest pending operation (0 when none)',
+    registers: [this.registry],
+  });
+
+  readonly watermarkLag = new client.Gauge({
+    name: 'attendance_sync_watermark_lag_seconds',
+    help: 'Now minus the watermark of each kind (timestamp cursors only)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly lastSuccess = new client.Gauge({
+    name: 'attendance_sync_last_successful_cycle_timestamp_seconds',
+    help: 'Unix time of the last cycle that finished without failures',
+    registers: [this.registry],
+  });
+
+  readonly cycleDuration = new client.Histogram({
+    name: 'attendance_sync_cycle_duration_seconds',
+    help: 'Duration of a sync cycle',
+    buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900],
+    registers: [this.registry],
+  });
+
+  readonly leader = new client.Gauge({
+    name: 'attendance_sync_leader',
+    help: '1 while this process holds the leader lock',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'attendance_sync_process_' });
+  }
+}
+
+export interface Health {
+  ok: boolean;
+  [key: string]: unknown;
+}
+
+/**
+ * `/metrics` (Prometheus text format) and `/healthz` (200 when healthy, 503 otherwise,
+ * JSON body with the details). Returns the server; close it on shutdown.
+ */
+export async function startMetricsServer(opts: {
+  host: string;
+  port: number;
+  metrics: Metrics;
+  health: () => Health | Promise<Health>;
+}): Promise<http.Server & { url: string }> {
+  const server = http.createServer((req, res) => {
+    void (async () => {
+      try {
+        if (req.url === '/metrics') {
+          res.writeHead(200, { 'content-type': opts.metrics.registry.contentType });
+          res.end(await opts.metrics.registry.metrics());
+        } else if (req.url === '/healthz') {
+          const h = await opts.health();
+          res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(h));
+        } else {
+          res.writeHead(404, { 'content-type': 'text/plain' });
+          res.end('not found: try /metrics or /healthz\n');
+        }
+      } catch (err) {
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(`error: ${(err as Error).message}\n`);
+      }
+    })();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+  return Object.assign(server, { url: `http://${opts.host}:${port}` });
+}

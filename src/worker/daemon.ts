@@ -1,0 +1,158 @@
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Logger } from '../log/logger.js';
+import { describeError } from '../errors.js';
+
+/** The leader lock as the daemon needs it (see src/state/lock.ts). */
+export interface DaemonLock {
+  readonly owner: string;
+  tryAcquire(): Promise<boolean>;
+  /** false: leadership was lost (connection gone, lease taken over). */
+  renew(): Promise<boolean>;
+  release(): Promise<void>;
+}
+
+export interface DaemonOptions {
+  readonly lock: DaemonLock;
+  /** One sync cycle; must stop soon after `signal` aborts. */
+  readonly runCycle: (signal: AbortSignal, opts: { rescan: boolean }) => Promise<unknown>;
+  readonly schedule: string;
+  /** Cron expression for the periodic rescan; null: never. */
+  readonly rescanSchedule: string | null;
+  readonly leaseMs: number;
+  readonly shutdownTimeoutMs: number;
+  readonly logger: Logger;
+}
+
+export type DaemonState = 'waiting' | 'leader' | 'stopping' | 'stopped';
+
+/**
+ * The `run` loop: wait for the leader lock, then run a cycle on every cron tick (never two
+ * at once), renew the lock in between, and shut down within the deadline on request.
+ *
+ * Leadership is checked before each cycle and renewed every third of the lease. When a
+ * renewal fails the running cycle is aborted at once: another instance may take over after
+ * the lease, and two senders must never overlap.
+ */
+export class Daemon {
+  private state: DaemonState = 'waiting';
+  private cycle: Promise<unknown> | null = null;
+  private cycleAbort: AbortController | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private tasks: ScheduledTask[] = [];
+  private rescanDue = false;
+  private stopped!: Promise<void>;
+  private resolveStopped!: () => void;
+  private lastCycleOk: number | null = null;
+  private lastCycleError: string | null = null;
+
+  constructor(private readonly opts: DaemonOptions) {
+    this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
+  }
+
+  get status(): { state: DaemonState; lastCycleOk: number | null; lastCycleError: string | null } {
+    return { state: this.state, lastCycleOk: this.lastCycleOk, lastCycleError: this.lastCycleError };
+  }
+
+  /** Start waiting for leadership; resolves once `stop()` has finished. */
+  async start(): Promise<void> {
+    const { logger } = this.opts;
+    this.tasks.push(
+      cron.schedule(this.opts.schedule, () => this.tick(), { noOverlap: true, name: 'attendance-sync-cycle' }),
+    );
+    if (this.opts.rescanSchedule) {
+      this.tasks.push(
+        cron.schedule(this.opts.rescanSchedule, () => {
+          this.rescanDue = true;
+        }, { name: 'attendance-sync-rescan' }),
+      );
+    }
+    const renewEvery = Math.max(500, Math.floor(this.opts.leaseMs / 3));
+    this.timers.push(setInterval(() => void this.heartbeat(), renewEvery));
+    logger.info('worker started', { owner: this.opts.lock.owner, schedule: this.opts.schedule });
+    await this.heartbeat();
+    return this.stopped;
+  }
+
+  private async heartbeat(): Promise<void> {
+    const { lock, logger } = this.opts;
+    if (this.state === 'stopping' || this.state === 'stopped') return;
+    try {
+      if (this.state === 'waiting') {
+        if (await lock.tryAcquire()) {
+          this.state = 'leader';
+          logger.info('leader lock acquired', { owner: lock.owner });
+          void this.tick();
+        }
+        return;
+      }
+      if (!(await lock.renew())) {
+        logger.error('leader lock lost: stopping sends until it is acquired again', { owner: lock.owner });
+        this.state = 'waiting';
+        this.cycleAbort?.abort(new Error('leadership lost'));
+      }
+    } catch (err) {
+      logger.error('leader lock check failed', { error: describeError(err) });
+      if (this.state === 'leader') {
+        this.state = 'waiting';
+        this.cycleAbort?.abort(new Error('leadership uncertain'));
+      }
+    }
+  }
+
+  /** One scheduled tick: run a cycle if leader and none is running. */
+  private async tick(): Promise<void> {
+    if (this.state !== 'leader' || this.cycle) return;
+    const abort = new AbortController();
+    this.cycleAbort = abort;
+    const rescan = this.rescanDue;
+    this.rescanDue = false;
+    this.cycle = this.opts
+      .runCycle(abort.signal, { rescan })
+      .then(() => {
+        this.lastCycleOk = Date.now();
+        this.lastCycleError = null;
+      })
+      .catch((err: unknown) => {
+        this.lastCycleError = describeError(err);
+        this.opts.logger.error('cycle failed', { error: this.lastCycleError });
+        if (rescan) this.rescanDue = true;
+      })
+      .finally(() => {
+        this.cycle = null;
+        this.cycleAbort = null;
+      });
+    await this.cycle;
+  }
+
+  /**
+   * Graceful stop: no new cycles, abort the running one (it stops claiming and lets in-flight
+   * requests finish), wait up to the deadline, release the lock.
+   */
+  async stop(reason = 'signal'): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'stopped') return this.stopped;
+    const wasLeader = this.state === 'leader';
+    this.state = 'stopping';
+    const { logger, lock } = this.opts;
+    logger.info('worker stopping', { reason });
+    for (const t of this.timers) clearInterval(t);
+    for (const task of this.tasks) await task.destroy();
+    this.cycleAbort?.abort(new Error('shutdown'));
+    if (this.cycle) {
+      const deadline = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), this.opts.shutdownTimeoutMs).unref());
+      if ((await Promise.race([this.cycle.then(() => 'done' as const), deadline])) === 'timeout') {
+        logger.warn('cycle did not finish before the shutdown deadline; in-flight operations will be reclaimed after their lease');
+      }
+    }
+    if (wasLeader) {
+      try {
+        await lock.release();
+      } catch (err) {
+        logger.warn('could not release the leader lock', { error: describeError(err) });
+      }
+    }
+    this.state = 'stopped';
+    logger.info('worker stopped');
+    this.resolveStopped();
+    return this.stopped;
+  }
+}
