@@ -1,10 +1,110 @@
 import type { Command } from 'commander';
+import type { Knex } from 'knex';
+import { ExitCode, describeError } from '../../errors.js';
+import { redact } from '../../log/redact.js';
+import { parseDatabaseUrl } from '../../db/url.js';
+import { KINDS } from '../../kinds.js';
+import type { AnyKindConfig } from '../../config/schema.js';
+import { CheckReport } from '../../check/report.js';
+import { isLeadingIndexColumn, requiredColumns, sourceColumns } from '../../check/introspect.js';
+import { TokenProvider } from '../../feishu/token.js';
+import { loadContext, openDatabases } from '../context.js';
+import { setExitCode } from '../main.js';
+
+async function reachable(report: CheckReport, subject: string, db: Knex, display: string): Promise<boolean> {
+  try {
+    await db.raw('select 1');
+    report.ok(subject, `connected (${display})`);
+    return true;
+  } catch (err) {
+    report.error(subject, `cannot connect to ${display}: ${redact(describeError(err))}`);
+    return false;
+  }
+}
+
+async function checkKind(report: CheckReport, db: Knex, kind: string, cfg: AnyKindConfig): Promise<void> {
+  const at = `kinds.${kind}`;
+  const where = cfg.source.table ? `table ${cfg.source.table}` : 'the source query';
+  let columns: string[];
+  try {
+    columns = await sourceColumns(db, cfg);
+  } catch (err) {
+    report.error(`${at}.source`, `${where} cannot be read: ${redact(describeError(err))}`);
+    return;
+  }
+  const lower = new Map(columns.map((c) => [c.toLowerCase(), c]));
+  let missing = 0;
+  for (const [column, paths] of requiredColumns(at, cfg)) {
+    if (columns.includes(column) || lower.has(column.toLowerCase())) continue;
+    missing++;
+    for (const p of paths) report.error(p, `column "${column}" not found in ${where} (it has: ${columns.join(', ')})`);
+  }
+  if (missing === 0) report.ok(`${at}.source`, `${where}: all ${requiredColumns(at, cfg).size} mapped columns exist`);
+
+  const cursorColumn = cfg.cursor.mode === 'updated_at' ? cfg.cursor.column : cfg.key;
+  const cursorPath = cfg.cursor.mode === 'updated_at' ? `${at}.cursor.column` : `${at}.key`;
+  if (!cursorColumn || !columns.includes(cursorColumn)) return;
+  if (!cfg.source.table) {
+    report.warn(cursorPath, `cannot check the index of a query source: make sure "${cursorColumn}" of the underlying table leads an index`);
+    return;
+  }
+  try {
+    if (await isLeadingIndexColumn(db, cfg.source.table, cursorColumn)) report.ok(cursorPath, `"${cursorColumn}" is indexed`);
+    else
+      report.warn(
+        cursorPath,
+        `"${cursorColumn}" leads no index of ${cfg.source.table}: every poll scans the table (CREATE INDEX … ON ${cfg.source.table} (${cursorColumn}, ${cfg.key}))`,
+      );
+  } catch (err) {
+    report.warn(cursorPath, `cannot check indexes: ${redact(describeError(err))}`);
+  }
+}
 
 export function register(program: Command): void {
   program
     .command('check-config')
-    .description('(not yet available)')
-    .action(() => {
-      throw new Error('check-config: not implemented yet');
+    .description('validate the configuration, connect to both databases and check every mapped table, column and index')
+    .option('--feishu', 'also fetch a tenant_access_token to check the Feishu credentials')
+    .action(async (opts: { feishu?: boolean }, cmd: Command) => {
+      const { config } = loadContext(cmd);
+      const report = new CheckReport();
+      report.ok('configuration', `${config.configPath} is valid`);
+      const dbs = openDatabases(config, { poolMax: 1 });
+      try {
+        const sourceOk = await reachable(report, 'source database', dbs.source, parseDatabaseUrl(config.source.url).display);
+        let stateOk = sourceOk;
+        if (dbs.state !== dbs.source) {
+          stateOk = await reachable(report, 'state database', dbs.state, parseDatabaseUrl(config.state.url).display);
+        }
+        if (stateOk) {
+          const table = `${config.state.table_prefix}sync_records`;
+          if (await dbs.state.schema.hasTable(table)) report.ok('state tables', `present (prefix ${config.state.table_prefix})`);
+          else report.warn('state tables', `missing: run \`attendance-sync migrate\``);
+        }
+        if (sourceOk) {
+          for (const kind of KINDS) {
+            const cfg = config.kinds[kind] as AnyKindConfig | undefined;
+            if (!cfg) continue;
+            if (!cfg.enabled) {
+              report.ok(`kinds.${kind}`, 'disabled');
+              continue;
+            }
+            await checkKind(report, dbs.source, kind, cfg);
+          }
+        }
+        if (opts.feishu) {
+          try {
+            const tokens = new TokenProvider({ appId: config.feishu.app_id, appSecret: config.feishu.app_secret, baseUrl: config.feishu.base_url, timeoutMs: config.feishu.timeout_ms });
+            await tokens.getToken();
+            report.ok('feishu', `credentials accepted by ${config.feishu.base_url}`);
+          } catch (err) {
+            report.error('feishu', redact(describeError(err)));
+          }
+        }
+      } finally {
+        await dbs.close();
+      }
+      process.stdout.write(report.render());
+      setExitCode(cmd, report.errors > 0 ? ExitCode.USAGE : ExitCode.OK);
     });
 }

@@ -1,0 +1,25 @@
+/** Names of the state tables under a configurable prefix (default `attendance_sync_`). */
+export interface StateTables {
+  readonly prefix: string;
+  readonly watermarks: string;
+  readonly records: string;
+  readonly syncRecords: string;
+  readonly runs: string;
+  readonly lock: string;
+  /** knex's own bookkeeping tables, prefixed too so two installations can share a database. */
+  readonly migrations: string;
+  readonly migrationsLock: string;
+}
+
+export function stateTables(prefix: string): StateTables {
+  return Object.freeze({
+    prefix,
+    watermarks: `${prefix}watermarks`,
+    records: `${prefix}records`,
+    syncRecords: `${prefix}sync_records`,
+    runs: `${prefix}runs`,
+    lock: `${prefix}lock`,
+    migrations: `${prefix}migrations`,
+    migrationsLock: `${prefix}migrations_lock`,
+  });
+}
