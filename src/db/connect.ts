@@ -3,7 +3,8 @@ import pg from 'pg';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseDatabaseUrl, type DatabaseTarget, type DialectName } from './url.js';
-import { registerSecret } from '../log/redact.js';
+import { redact, registerSecret } from '../log/redact.js';
+import { getLogger } from '../log/logger.js';
 
 export type { Knex };
 
@@ -89,7 +90,10 @@ export function connect(url: string | DatabaseTarget, opts: ConnectOptions = {})
   if (target.dialect === 'sqlite' && target.filename && target.filename !== ':memory:') {
     fs.mkdirSync(path.dirname(target.filename), { recursive: true });
   }
-  return knexFactory(knexConfigFor(target, opts));
+  // knex prints pool and driver trouble straight to the console; route it through our
+  // (redacting) logger at debug level instead: callers report the failures that matter.
+  const log = (level: 'warn' | 'debug') => (message: unknown) => getLogger().log(level, `knex: ${redact(String(message))}`);
+  return knexFactory({ ...knexConfigFor(target, opts), log: { warn: log('debug'), error: log('debug'), deprecate: log('debug'), debug: log('debug') } });
 }
 
 export function dialectOf(db: Knex): DialectName {

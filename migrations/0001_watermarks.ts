@@ -1,0 +1,19 @@
+import type { StateMigration } from './types.js';
+
+/** Per kind: the keyset cursor (the source DB's own string values) and the last rescan. */
+export const migration: StateMigration = {
+  name: '0001_watermarks',
+  async up(knex, t) {
+    if (await knex.schema.hasTable(t.watermarks)) return;
+    await knex.schema.createTable(t.watermarks, (tb) => {
+      tb.string('kind', 16).primary();
+      tb.string('cursor_value', 64).nullable();
+      tb.string('cursor_key', 191).nullable();
+      tb.bigInteger('last_rescan_at').nullable();
+      tb.bigInteger('updated_at').notNullable();
+    });
+  },
+  async down(knex, t) {
+    await knex.schema.dropTableIfExists(t.watermarks);
+  },
+};

@@ -1,0 +1,130 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Knex } from 'knex';
+import { createTestDatabase, dialectsUnderTest, type TestDatabase } from './helpers/databases.js';
+import { runCli } from './helpers/cli.js';
+import { migrateLatest, migrateRollback, migrationStatus, isUpToDate } from '../src/state/migrate.js';
+import { stateTables } from '../src/state/tables.js';
+import { dialectOf } from '../src/db/connect.js';
+
+const TABLES = ['watermarks', 'records', 'syncRecords', 'runs', 'lock'] as const;
+
+/** Columns (name, type, nullable) and indexes of a table, read from the catalog of each dialect. */
+async function describeTable(db: Knex, table: string): Promise<{ columns: string[]; indexes: string[] }> {
+  const d = dialectOf(db);
+  if (d === 'pg') {
+    const cols = await db.raw(
+      `SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = ? AND table_schema = current_schema() ORDER BY ordinal_position`,
+      [table],
+    );
+    const idx = await db.raw(`SELECT indexdef FROM pg_indexes WHERE tablename = ? ORDER BY indexname`, [table]);
+    return {
+      columns: cols.rows.map((r: any) => `${r.column_name} ${r.data_type}${r.is_nullable === 'YES' ? ' null' : ''}`),
+      indexes: idx.rows.map((r: any) => String(r.indexdef).replace(/ ON \S+\./, ' ON ')),
+    };
+  }
+  if (d === 'mysql') {
+    const [cols] = await db.raw(
+      `SELECT column_name AS c, column_type AS t, is_nullable AS n FROM information_schema.columns WHERE table_name = ? AND table_schema = DATABASE() ORDER BY ordinal_position`,
+      [table],
+    );
+    const [idx] = await db.raw(
+      `SELECT index_name AS i, non_unique AS nu, GROUP_CONCAT(column_name ORDER BY seq_in_index) AS cols FROM information_schema.statistics WHERE table_name = ? AND table_schema = DATABASE() GROUP BY index_name, non_unique ORDER BY index_name`,
+      [table],
+    );
+    return {
+      columns: cols.map((r: any) => `${r.c} ${r.t}${r.n === 'YES' ? ' null' : ''}`),
+      indexes: idx.map((r: any) => `${r.i}${Number(r.nu) === 0 ? ' unique' : ''} (${r.cols})`),
+    };
+  }
+  const cols = await db.raw(`PRAGMA table_info(${JSON.stringify(table)})`);
+  const idx = await db.raw(`PRAGMA index_list(${JSON.stringify(table)})`);
+  const indexes: string[] = [];
+  for (const i of [...idx].sort((a: any, b: any) => String(a.name).localeCompare(String(b.name)))) {
+    const info = await db.raw(`PRAGMA index_info(${JSON.stringify(i.name)})`);
+    indexes.push(`${i.name}${i.unique ? ' unique' : ''} (${info.map((c: any) => c.name).join(',')})`);
+  }
+  return { columns: cols.map((c: any) => `${c.name} ${c.type}${c.notnull ? '' : ' null'}${c.pk ? ' pk' : ''}`), indexes };
+}
+
+describe.each(dialectsUnderTest())('state migrations on %s', (dialect) => {
+  let t: TestDatabase;
+  beforeAll(async () => {
+    t = await createTestDatabase(dialect, `migrate_${dialect}`);
+  });
+  afterAll(async () => t?.drop());
+
+  it('creates the five state tables, matching the committed schema snapshot', async () => {
+    const applied = await migrateLatest(t.db, 'attendance_sync_');
+    expect(applied).toEqual(['0001_watermarks', '0002_records', '0003_sync_records', '0004_runs', '0005_lock']);
+    const names = stateTables('attendance_sync_');
+    const schema: Record<string, unknown> = {};
+    for (const key of TABLES) {
+      expect(await t.db.schema.hasTable(names[key])).toBe(true);
+      schema[names[key]] = await describeTable(t.db, names[key]);
+    }
+    expect(schema).toMatchSnapshot();
+    expect(await isUpToDate(t.db, 'attendance_sync_')).toBe(true);
+  });
+
+  it('a second run is a no-op', async () => {
+    expect(await migrateLatest(t.db, 'attendance_sync_')).toEqual([]);
+    expect((await migrationStatus(t.db, 'attendance_sync_')).pending).toEqual([]);
+  });
+
+  it('a second prefix lives beside the first without colliding', async () => {
+    expect(await migrateLatest(t.db, 'other_')).toHaveLength(5);
+    expect(await t.db.schema.hasTable('other_sync_records')).toBe(true);
+    await migrateRollback(t.db, 'other_', { all: true });
+    expect(await t.db.schema.hasTable('other_sync_records')).toBe(false);
+    expect(await t.db.schema.hasTable('attendance_sync_sync_records')).toBe(true);
+  });
+
+  it('rollback removes the tables, and migrating again restores them', async () => {
+    const undone = await migrateRollback(t.db, 'attendance_sync_', { all: true });
+    expect(undone).toHaveLength(5);
+    for (const key of TABLES) expect(await t.db.schema.hasTable(stateTables('attendance_sync_')[key])).toBe(false);
+    expect(await isUpToDate(t.db, 'attendance_sync_')).toBe(false);
+    expect(await migrateLatest(t.db, 'attendance_sync_')).toHaveLength(5);
+  });
+});
+
+describe.each(dialectsUnderTest())('`attendance-sync migrate` with no config file on %s', (dialect) => {
+  let t: TestDatabase;
+  beforeAll(async () => {
+    t = await createTestDatabase(dialect, `migrate_cli_${dialect}`);
+  });
+  afterAll(async () => t?.drop());
+
+  it('creates the state tables from STATE_DATABASE_URL alone; a second run changes nothing; rollback works', async () => {
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'migrate-'));
+    const env = { STATE_DATABASE_URL: t.url };
+    const first = await runCli(['migrate'], { env, cwd });
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/applied 5 migration\(s\)/);
+    expect(await t.db.schema.hasTable('attendance_sync_sync_records')).toBe(true);
+    const second = await runCli(['migrate'], { env, cwd });
+    expect(second.code).toBe(0);
+    expect(second.stdout).toMatch(/already up to date/);
+    const status = await runCli(['migrate', '--status'], { env, cwd });
+    expect(status.stdout).toMatch(/applied\s+0005_lock/);
+    const back = await runCli(['migrate', '--rollback'], { env, cwd });
+    expect(back.code).toBe(0);
+    expect(await t.db.schema.hasTable('attendance_sync_sync_records')).toBe(false);
+  });
+});
+
+describe('`attendance-sync migrate` failures', () => {
+  it('exits 2 without any database URL and 1 when the database is unreachable, never printing the password', async () => {
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'migrate-'));
+    const none = await runCli(['migrate'], { cwd });
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/state\.url: required/);
+    const down = await runCli(['migrate'], { cwd, env: { STATE_DATABASE_URL: 'postgres://sync:Pw-Never-Shown@127.0.0.1:1/state' } });
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/ECONNREFUSED/);
+    expect(down.stdout + down.stderr).not.toContain('Pw-Never-Shown');
+  });
+});
