@@ -1,10 +1,90 @@
+import fs from 'node:fs';
 import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { ConfigError } from '../../errors.js';
+import { parseFaults, startEmulator } from '../../emulator/index.js';
+
+function int(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a whole number ≥ 0`);
+    return n;
+  };
+}
+
+function readUsers(file: string): string[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new ConfigError([`--users: cannot read ${file}`]);
+  }
+  const trimmed = text.trim();
+  if (trimmed.startsWith('[')) {
+    const list = JSON.parse(trimmed) as unknown;
+    if (!Array.isArray(list) || !list.every((u) => typeof u === 'string')) throw new ConfigError([`--users: ${file} must be a JSON array of strings`]);
+    return list;
+  }
+  return trimmed.split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
+}
 
 export function register(program: Command): void {
   program
     .command('emulator')
-    .description('(not yet available)')
-    .action(() => {
-      throw new Error('emulator: not implemented yet');
+    .description('run a local Feishu attendance emulator (token, create, query, revoke, rate limit, faults)')
+    .option('--host <host>', 'listen address', '127.0.0.1')
+    .option('--port <n>', 'listen port', int('--port'), 8787)
+    .option('--app-id <id>', 'app id it accepts', 'cli_emulator')
+    .option('--app-secret <s>', 'app secret it accepts', 'emulator-secret')
+    .option('--rate-limit <n>', 'attendance calls per second per endpoint', int('--rate-limit'), 50)
+    .option('--token-ttl <seconds>', 'lifetime of a tenant_access_token', int('--token-ttl'), 7200)
+    .option('--faults <spec>', 'fault probabilities, e.g. 5xx=0.02,drop=0.02,slow=0.01,429=0.02,stored-then-failed=0.02')
+    .option('--seed <n>', 'seed of the fault sequence', int('--seed'), 1)
+    .option('--users <file>', 'known user ids (JSON array or one per line); others get 1220004')
+    .option('--strict', 'enforce uniq_id shorter than 14 characters')
+    .option('--duplicate <mode>', 'answer to a repeated idempotent_id: conflict | replay', 'conflict')
+    .option('--latency <ms>', 'delay before every attendance answer', int('--latency'), 0)
+    .action(async (o: Record<string, unknown>) => {
+      let faults = {};
+      try {
+        faults = parseFaults(String(o.faults ?? ''));
+      } catch (err) {
+        throw new ConfigError([(err as Error).message]);
+      }
+      if (o.duplicate !== 'conflict' && o.duplicate !== 'replay') throw new ConfigError(['--duplicate: conflict or replay']);
+      const emu = await startEmulator({
+        host: String(o.host),
+        port: o.port as number,
+        appId: String(o.appId),
+        appSecret: String(o.appSecret),
+        rateLimit: o.rateLimit as number,
+        tokenTtlSeconds: o.tokenTtl as number,
+        faults,
+        seed: o.seed as number,
+        users: typeof o.users === 'string' ? readUsers(o.users) : null,
+        strict: o.strict === true,
+        duplicateIdempotentId: o.duplicate,
+        latencyMs: o.latency as number,
+      });
+      process.stdout.write(
+        [
+          `Feishu emulator listening on ${emu.url}`,
+          `  app id:     ${emu.appId}`,
+          `  app secret: ${emu.appSecret}`,
+          '',
+          'Point the worker at it:',
+          `  export FEISHU_BASE_URL=${emu.url} FEISHU_APP_ID=${emu.appId} FEISHU_APP_SECRET=${emu.appSecret}`,
+          '',
+          `Inspect: ${emu.url}/_emulator/ledger  ${emu.url}/_emulator/stats   (Ctrl-C to stop)`,
+          '',
+        ].join('\n'),
+      );
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      await emu.close();
+      process.stdout.write('emulator stopped\n');
     });
 }

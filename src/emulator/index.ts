@@ -1,0 +1,50 @@
+import type { AddressInfo } from 'node:net';
+import { EmulatorServer, type EmulatorStats } from './server.js';
+import type { LedgerEntry } from './ledger.js';
+import type { EmulatorOptions } from './options.js';
+
+export { parseFaults, DEFAULT_OPTIONS, FAULT_KINDS, type EmulatorOptions, type FaultSpec, type FaultKind } from './options.js';
+export type { EmulatorStats } from './server.js';
+export type { LedgerEntry } from './ledger.js';
+
+/** A running emulator: its URL and credentials, and the introspection tests use. */
+export interface Emulator {
+  readonly url: string;
+  readonly appId: string;
+  readonly appSecret: string;
+  ledger(): LedgerEntry[];
+  /** How often each idempotent_id was posted. */
+  posts(): Record<string, number>;
+  stats(): EmulatorStats;
+  reset(): void;
+  setOptions(partial: Partial<EmulatorOptions>): void;
+  close(): Promise<void>;
+}
+
+export async function startEmulator(options: Partial<EmulatorOptions> = {}): Promise<Emulator> {
+  const emu = new EmulatorServer(options);
+  await new Promise<void>((resolve, reject) => {
+    emu.server.once('error', reject);
+    emu.server.listen(emu.opts.port, emu.opts.host, () => resolve());
+  });
+  const { port } = emu.server.address() as AddressInfo;
+  return {
+    url: `http://${emu.opts.host}:${port}`,
+    get appId() {
+      return emu.opts.appId;
+    },
+    get appSecret() {
+      return emu.opts.appSecret;
+    },
+    ledger: () => emu.ledger.all().map((e) => ({ ...e })),
+    posts: () => emu.ledger.postCounts(),
+    stats: () => emu.stats(),
+    reset: () => emu.reset(),
+    setOptions: (p) => emu.setOptions(p),
+    close: () =>
+      new Promise<void>((resolve) => {
+        emu.server.closeAllConnections();
+        emu.server.close(() => resolve());
+      }),
+  };
+}
