@@ -1,0 +1,387 @@
+import type { DateTime } from 'luxon';
+import type { Kind } from '../kinds.js';
+import { KIND_ARRAY } from '../kinds.js';
+import type {
+  AnyKindConfig,
+  DurationSpec,
+  FieldSpec,
+  LeaveKindConfig,
+  OvertimeKindConfig,
+  TripKindConfig,
+} from '../config/schema.js';
+import { validateUserApproval, type UserApproval } from '../feishu/schema.js';
+import { versionHash } from '../plan/version.js';
+import { parseSourceTime, toIsoDate, toWallClock, toYmd } from './time.js';
+
+/** A row as the source database returned it. */
+export type SourceRow = Record<string, unknown>;
+
+export interface MapContext {
+  /** Zone of zone-less source timestamps (the kind's `time_zone`, else `source.time_zone`). */
+  readonly sourceTimeZone: string;
+  /** The attendance group's zone: Feishu wall-clock strings are written in it. */
+  readonly feishuTimeZone: string;
+  /** Longest span accepted, in days (a 400-day leave is a data error). */
+  readonly maxSpanDays?: number;
+}
+
+export type MappedRow =
+  | {
+      readonly outcome: 'valid';
+      readonly kind: Kind;
+      readonly sourceKey: string;
+      /** The `user_approval` with one item, without `idempotent_id` (planning adds it). */
+      readonly request: UserApproval;
+      readonly version: string;
+      readonly userId: string;
+      readonly effectiveDate: string;
+    }
+  | {
+      readonly outcome: 'inactive';
+      readonly kind: Kind;
+      readonly sourceKey: string;
+      readonly reason: 'cancelled' | 'not_approved' | 'deleted';
+    }
+  | { readonly outcome: 'invalid'; readonly kind: Kind; readonly sourceKey: string | null; readonly reasons: string[] };
+
+/** Text limits: a reason or remark longer than this is cut (deterministically) with an ellipsis. */
+export const MAX_TEXT = 1000;
+const MAX_USER_ID = 128;
+const MAX_KEY = 191;
+
+/** Control characters other than tab and newline never reach Feishu. */
+function cleanText(v: string): string {
+  // eslint-disable-next-line no-control-regex
+  const cleaned = v.replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g, '').trim();
+  const chars = Array.from(cleaned); // by code point: never split an emoji
+  return chars.length > MAX_TEXT ? `${chars.slice(0, MAX_TEXT - 1).join('')}…` : cleaned;
+}
+
+function isEmpty(v: unknown): boolean {
+  return v === null || v === undefined || (typeof v === 'string' && v.trim() === '');
+}
+
+function asText(v: unknown): string {
+  if (v instanceof Date) return v.toISOString();
+  if (Buffer.isBuffer(v)) return v.toString('utf8');
+  return String(v);
+}
+
+/** Reads fields of one row, collecting every problem instead of stopping at the first. */
+class RowReader {
+  readonly reasons: string[] = [];
+
+  constructor(
+    private readonly row: SourceRow,
+    private readonly ctx: MapContext,
+  ) {}
+
+  private label(name: string, spec: FieldSpec | DurationSpec | undefined): string {
+    const column = typeof spec === 'string' ? spec : spec?.column;
+    return column ? `fields.${name} (column ${column})` : `fields.${name}`;
+  }
+
+  private column(column: string): unknown {
+    if (Object.prototype.hasOwnProperty.call(this.row, column)) return this.row[column];
+    // Some drivers fold the case of unquoted names.
+    const hit = Object.keys(this.row).find((k) => k.toLowerCase() === column.toLowerCase());
+    return hit === undefined ? undefined : this.row[hit];
+  }
+
+  /** The raw value of a field after default and map; undefined when absent and optional. */
+  value(name: string, spec: FieldSpec | undefined, required: boolean): unknown {
+    if (spec === undefined) return undefined;
+    const s = typeof spec === 'string' ? { column: spec } : spec;
+    let v: unknown = s.column !== undefined ? this.column(s.column) : s.value;
+    if (isEmpty(v) && s.default !== undefined) v = s.default;
+    if (isEmpty(v)) {
+      if (required) this.reasons.push(`${this.label(name, spec)}: is empty`);
+      return undefined;
+    }
+    if (s.map) {
+      const key = asText(v).trim();
+      if (!Object.prototype.hasOwnProperty.call(s.map, key)) {
+        this.reasons.push(`${this.label(name, spec)}: unknown value "${key.slice(0, 40)}" (not in its map)`);
+        return undefined;
+      }
+      v = s.map[key];
+    }
+    return v;
+  }
+
+  text(name: string, spec: FieldSpec | undefined, required: boolean, max = MAX_TEXT): string | undefined {
+    const v = this.value(name, spec, required);
+    if (v === undefined) return undefined;
+    const t = cleanText(asText(v));
+    if (t === '') {
+      if (required) this.reasons.push(`${this.label(name, spec)}: is empty`);
+      return undefined;
+    }
+    if (Array.from(t).length > max && max < MAX_TEXT) {
+      this.reasons.push(`${this.label(name, spec)}: longer than ${max} characters`);
+      return undefined;
+    }
+    return t;
+  }
+
+  int(name: string, spec: FieldSpec | undefined, required: boolean, allowed: readonly number[]): number | undefined {
+    const v = this.value(name, spec, required);
+    if (v === undefined) return undefined;
+    const n = Number(typeof v === 'string' ? v.trim() : v);
+    if (!Number.isInteger(n) || !allowed.includes(n)) {
+      this.reasons.push(`${this.label(name, spec)}: "${asText(v).slice(0, 40)}" is not one of ${allowed.join(', ')}`);
+      return undefined;
+    }
+    return n;
+  }
+
+  time(name: string, spec: FieldSpec | undefined, required: boolean): DateTime | undefined {
+    const v = this.value(name, spec, required);
+    if (v === undefined) return undefined;
+    const r = parseSourceTime(v, this.ctx.sourceTimeZone);
+    if (!r.ok) {
+      this.reasons.push(`${this.label(name, spec)}: ${r.problem}`);
+      return undefined;
+    }
+    return r.value;
+  }
+
+  /** A duration in seconds from a DurationSpec. */
+  seconds(name: string, spec: DurationSpec): number | undefined {
+    const raw = spec.column !== undefined ? this.column(spec.column) : spec.value;
+    if (isEmpty(raw)) {
+      this.reasons.push(`${this.label(name, spec)}: is empty`);
+      return undefined;
+    }
+    const n = Number(typeof raw === 'string' ? raw.trim() : raw);
+    if (!Number.isFinite(n) || n < 0) {
+      this.reasons.push(`${this.label(name, spec)}: "${asText(raw).slice(0, 40)}" is not a non-negative number`);
+      return undefined;
+    }
+    const perUnit: Record<DurationSpec['unit'], number> = {
+      seconds: 1,
+      minutes: 60,
+      hours: 3600,
+      days: spec.hours_per_day * 3600,
+      half_days: spec.hours_per_day * 1800,
+    };
+    return Math.round(n * perUnit[spec.unit]);
+  }
+}
+
+function sourceKeyOf(cfg: AnyKindConfig, row: SourceRow): string | null {
+  const v = row[cfg.key] ?? Object.entries(row).find(([k]) => k.toLowerCase() === cfg.key.toLowerCase())?.[1];
+  if (isEmpty(v)) return null;
+  return asText(v).trim();
+}
+
+function inMatchList(value: unknown, list: ReadonlyArray<string | number | boolean>): boolean {
+  const text = isEmpty(value) ? '' : asText(value).trim();
+  return list.some((x) => String(x) === text);
+}
+
+/** Cancelled, rejected, not yet approved or soft-deleted rows must not be (or stay) in Feishu. */
+function inactiveReason(cfg: AnyKindConfig, row: SourceRow): 'cancelled' | 'not_approved' | 'deleted' | null {
+  if (cfg.deleted) {
+    const v = row[cfg.deleted.column];
+    const deleted = cfg.deleted.values ? inMatchList(v, cfg.deleted.values) : !isEmpty(v);
+    if (deleted) return 'deleted';
+  }
+  if (cfg.status) {
+    const v = row[cfg.status.column];
+    if (inMatchList(v, cfg.status.approved)) return null;
+    return cfg.status.revoked && inMatchList(v, cfg.status.revoked) ? 'cancelled' : 'not_approved';
+  }
+  return null;
+}
+
+function spanChecks(r: RowReader, start: DateTime | undefined, end: DateTime | undefined, maxDays: number): void {
+  if (!start || !end) return;
+  if (end < start) r.reasons.push('end_time is before start_time');
+  else if (end.equals(start)) r.reasons.push('end_time equals start_time (a zero-length record)');
+  else if (end.diff(start, 'days').days > maxDays) r.reasons.push(`the span is longer than ${maxDays} days`);
+}
+
+function buildLeaveLike(kind: 'leave' | 'out', cfg: LeaveKindConfig, r: RowReader, ctx: MapContext) {
+  const f = cfg.fields;
+  const userId = r.text('user_id', f.user_id, true, MAX_USER_ID);
+  const start = r.time('start_time', f.start_time, true);
+  const end = r.time('end_time', f.end_time, true);
+  const code = r.value('type', f.type, true);
+  let type = undefined as LeaveKindConfig['types'][string] | undefined;
+  if (code !== undefined) {
+    const c = asText(code).trim();
+    type = cfg.types[c];
+    if (!type) r.reasons.push(`fields.type: unknown type code "${c.slice(0, 40)}" (not in kinds.${kind}.types)`);
+  }
+  const unit = r.int('unit', f.unit, true, [1, 2, 3, 4]);
+  const reason = r.text('reason', f.reason, true);
+  spanChecks(r, start, end, ctx.maxSpanDays ?? 366);
+  let interval: number | undefined;
+  if (f.interval) interval = r.seconds('interval', f.interval);
+  else if (start && end && end >= start) interval = Math.round(end.diff(start, 'seconds').seconds);
+  if (!userId || !start || !end || !type || unit === undefined || !reason || interval === undefined) return null;
+  const names = Object.fromEntries(Object.entries(type.names).filter(([, v]) => v !== undefined));
+  return {
+    userId,
+    start,
+    item: {
+      uniq_id: type.uniq_id,
+      unit: unit as 1 | 2 | 3 | 4,
+      interval,
+      start_time: toWallClock(start, ctx.feishuTimeZone),
+      end_time: toWallClock(end, ctx.feishuTimeZone),
+      i18n_names: names,
+      default_locale: type.default_locale,
+      reason,
+    },
+  };
+}
+
+function buildOvertime(cfg: OvertimeKindConfig, r: RowReader, ctx: MapContext) {
+  const f = cfg.fields;
+  const userId = r.text('user_id', f.user_id, true, MAX_USER_ID);
+  const start = r.time('start_time', f.start_time, true);
+  const end = r.time('end_time', f.end_time, true);
+  const unit = r.int('unit', f.unit, true, [1, 2, 3, 4]);
+  const category = r.int('category', f.category, true, [1, 2, 3]);
+  const type = r.int('type', f.type, true, [0, 1, 2]);
+  const reason = r.text('reason', f.reason, false);
+  spanChecks(r, start, end, ctx.maxSpanDays ?? 366);
+  let seconds: number | undefined;
+  if (f.duration) seconds = r.seconds('duration', f.duration);
+  else if (start && end && end >= start) seconds = end.diff(start, 'seconds').seconds;
+  if (!userId || !start || !end || unit === undefined || category === undefined || type === undefined || seconds === undefined) return null;
+  const hoursPerDay = f.duration?.hours_per_day ?? 8;
+  const perUnit: Record<number, number> = { 1: hoursPerDay * 3600, 2: 3600, 3: hoursPerDay * 1800, 4: 1800 };
+  const duration = Math.round((seconds / perUnit[unit]!) * 100) / 100;
+  return {
+    userId,
+    start,
+    item: {
+      duration,
+      unit: unit as 1 | 2 | 3 | 4,
+      category: category as 1 | 2 | 3,
+      type: type as 0 | 1 | 2,
+      start_time: toWallClock(start, ctx.feishuTimeZone),
+      end_time: toWallClock(end, ctx.feishuTimeZone),
+      ...(reason ? { reason } : {}),
+    },
+  };
+}
+
+function splitList(v: unknown): string[] {
+  return asText(v)
+    .split(/[,，;；|\s]+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function buildTrip(cfg: TripKindConfig, r: RowReader, ctx: MapContext) {
+  const f = cfg.fields;
+  const userId = r.text('user_id', f.user_id, true, MAX_USER_ID);
+  const start = r.time('start_time', f.start_time, true);
+  const end = r.time('end_time', f.end_time, true);
+  const reason = r.text('reason', f.reason, true);
+  const passed = r.time('approve_pass_time', f.approve_pass_time, true);
+  const applied = r.time('approve_apply_time', f.approve_apply_time, true);
+  spanChecks(r, start, end, ctx.maxSpanDays ?? 366);
+  const levels = ['l1', 'l2', 'l3', 'l4'];
+  const level = (name: string, spec: FieldSpec | undefined) => {
+    const v = r.text(name, spec, false);
+    if (v !== undefined && !levels.includes(v)) {
+      r.reasons.push(`fields.${name}: "${v.slice(0, 20)}" is not one of ${levels.join(', ')}`);
+      return undefined;
+    }
+    return v as 'l1' | 'l2' | 'l3' | 'l4' | undefined;
+  };
+  const depLevel = level('departure_region_level', f.departure_region_level);
+  const depId = r.text('departure_region_id', f.departure_region_id, false);
+  const destLevel = level('destination_region_level', f.destination_region_level);
+  const destIds = f.destination_region_ids ? r.value('destination_region_ids', f.destination_region_ids, false) : undefined;
+  let transportation: number[] | undefined;
+  if (f.transportation) {
+    const spec = typeof f.transportation === 'string' ? { column: f.transportation } : f.transportation;
+    const raw = spec.column !== undefined ? r.value('transportation', { column: spec.column, ...(spec.default !== undefined ? { default: spec.default } : {}) }, false) : spec.value;
+    if (raw !== undefined) {
+      transportation = [];
+      for (const part of splitList(raw)) {
+        const mapped = spec.map ? spec.map[part] : part;
+        const n = Number(mapped);
+        if (mapped === undefined || !Number.isInteger(n) || n < 1 || n > 6) {
+          r.reasons.push(`fields.transportation: unknown value "${part.slice(0, 20)}" (expected 1–6${spec.map ? ' or a key of its map' : ''})`);
+        } else if (!transportation.includes(n)) transportation.push(n);
+      }
+    }
+  }
+  const tripType = r.int('trip_type', f.trip_type, false, [1, 2]);
+  const remarks = r.text('remarks', f.remarks, false);
+  if (!userId || !start || !end || !reason || !passed || !applied) return null;
+  const item: Record<string, unknown> = {
+    start_time: toWallClock(start, ctx.feishuTimeZone),
+    end_time: toWallClock(end, ctx.feishuTimeZone),
+    reason,
+    approve_pass_time: toWallClock(passed, ctx.feishuTimeZone),
+    approve_apply_time: toWallClock(applied, ctx.feishuTimeZone),
+  };
+  if (depLevel || depId) item.departure = { ...(depLevel ? { region_level: depLevel } : {}), ...(depId ? { region_id: depId } : {}) };
+  if (destIds !== undefined) {
+    item.destinations = splitList(destIds).map((id) => ({ ...(destLevel ? { region_level: destLevel } : {}), region_id: id }));
+  }
+  if (transportation && transportation.length > 0) item.transportation = transportation;
+  if (tripType !== undefined) item.trip_type = tripType;
+  if (remarks) item.remarks = remarks;
+  return { userId, start, item };
+}
+
+/**
+ * Map one source row to what Feishu should hold for it. Never throws on bad data: a row that
+ * cannot be mapped comes back `invalid` with every reason, each naming the field (and the
+ * column) it concerns.
+ *
+ * The `date` of the request is the start date in the attendance zone (feishu-api.md §7.1);
+ * one item per source record, never split by day.
+ */
+export function mapRow(kind: Kind, cfg: AnyKindConfig, row: SourceRow, ctx: MapContext): MappedRow {
+  let sourceKey: string | null = null;
+  try {
+    sourceKey = sourceKeyOf(cfg, row);
+    if (sourceKey === null) return { outcome: 'invalid', kind, sourceKey: null, reasons: [`key (column ${cfg.key}): is empty`] };
+    if (sourceKey.length > MAX_KEY) return { outcome: 'invalid', kind, sourceKey: sourceKey.slice(0, MAX_KEY), reasons: [`key (column ${cfg.key}): longer than ${MAX_KEY} characters`] };
+    const inactive = inactiveReason(cfg, row);
+    if (inactive) return { outcome: 'inactive', kind, sourceKey, reason: inactive };
+
+    const r = new RowReader(row, ctx);
+    const built =
+      kind === 'leave' || kind === 'out'
+        ? buildLeaveLike(kind, cfg as LeaveKindConfig, r, ctx)
+        : kind === 'overtime'
+          ? buildOvertime(cfg as OvertimeKindConfig, r, ctx)
+          : buildTrip(cfg as TripKindConfig, r, ctx);
+    if (!built || r.reasons.length > 0) {
+      return { outcome: 'invalid', kind, sourceKey, reasons: r.reasons.length > 0 ? r.reasons : ['the row could not be mapped'] };
+    }
+    const request = { user_id: built.userId, date: toYmd(built.start, ctx.feishuTimeZone), [KIND_ARRAY[kind]]: [built.item] } as UserApproval;
+    // The same schema Feishu's emulator enforces, in its strict reading.
+    const check = validateUserApproval(request, { strict: true });
+    if (!check.ok) {
+      return { outcome: 'invalid', kind, sourceKey, reasons: check.violations.map((v) => `feishu ${v.field}: ${v.description}`) };
+    }
+    return {
+      outcome: 'valid',
+      kind,
+      sourceKey,
+      request,
+      version: versionHash(request),
+      userId: built.userId,
+      effectiveDate: toIsoDate(built.start, ctx.feishuTimeZone),
+    };
+  } catch (err) {
+    // A mapper bug must not stop the stream either: the row is recorded, not lost.
+    return { outcome: 'invalid', kind, sourceKey, reasons: [`unexpected mapping error: ${(err as Error).message}`] };
+  }
+}
+
+export function mapContextFor(cfg: AnyKindConfig, global: { sourceTimeZone: string; feishuTimeZone: string }): MapContext {
+  return { sourceTimeZone: cfg.time_zone ?? global.sourceTimeZone, feishuTimeZone: global.feishuTimeZone };
+}
