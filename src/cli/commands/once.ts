@@ -1,10 +1,37 @@
 import type { Command } from 'commander';
+import { AppError, ExitCode } from '../../errors.js';
+import { runCycle } from '../../pipeline/cycle.js';
+import { openPipeline } from '../../pipeline/worker.js';
+import { loadContext } from '../context.js';
+import { setExitCode } from '../main.js';
 
 export function register(program: Command): void {
   program
     .command('once')
-    .description('(not yet available)')
-    .action(() => {
-      throw new Error('once: not implemented yet');
+    .description('run one full sync cycle (extract, plan, send), then exit; non-zero if anything failed or is dead')
+    .option('--rescan', 'also rescan the window of effective dates (sync.rescan_window_days)')
+    .option('--no-send', 'plan only: write operations to the sync table without sending them')
+    .action(async (opts: { rescan?: boolean; send?: boolean }, cmd: Command) => {
+      const { config, logger } = loadContext(cmd);
+      const p = await openPipeline(config, logger);
+      const abort = new AbortController();
+      const stop = () => abort.abort(new Error('signal'));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      try {
+        if (!(await p.lock.tryAcquire())) {
+          throw new AppError('LOCK_HELD', 'another worker holds the lock of this state database (is `attendance-sync run` active?); try again when it stops');
+        }
+        try {
+          const r = await runCycle(p.deps, { signal: abort.signal, rescan: opts.rescan === true, send: opts.send !== false });
+          setExitCode(cmd, r.outcome === 'ok' ? ExitCode.OK : ExitCode.RUNTIME);
+        } finally {
+          await p.lock.release();
+        }
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        await p.close();
+      }
     });
 }

@@ -1,10 +1,30 @@
 import type { Command } from 'commander';
+import { ConfigError } from '../../errors.js';
+import { isKind, KINDS } from '../../kinds.js';
+import { retryOperations } from '../../state/syncRecords.js';
+import { loadContext, openDatabases } from '../context.js';
 
 export function register(program: Command): void {
   program
     .command('retry')
-    .description('(not yet available)')
-    .action(() => {
-      throw new Error('retry: not implemented yet');
+    .description('queue failed (or dead) operations again; the next cycle sends them')
+    .option('--status <status>', 'failed or dead', 'failed')
+    .option('--kind <kind>', `only this kind (${KINDS.join(', ')})`)
+    .option('--id <sourceKey>', 'only this source record')
+    .action(async (opts: { status: string; kind?: string; id?: string }, cmd: Command) => {
+      if (opts.status !== 'failed' && opts.status !== 'dead') throw new ConfigError([`--status: must be failed or dead (got "${opts.status}")`], 'invalid arguments');
+      if (opts.kind !== undefined && !isKind(opts.kind)) throw new ConfigError([`--kind: must be one of ${KINDS.join(', ')}`], 'invalid arguments');
+      const { config } = loadContext(cmd);
+      const dbs = openDatabases(config, { poolMax: 1 });
+      try {
+        const n = await retryOperations(dbs.state, dbs.tables, {
+          status: opts.status,
+          ...(opts.kind ? { kind: opts.kind as (typeof KINDS)[number] } : {}),
+          ...(opts.id ? { sourceKey: opts.id } : {}),
+        });
+        process.stdout.write(`${n} ${opts.status} operation(s) queued again${n > 0 ? ': the next cycle sends them' : ''}\n`);
+      } finally {
+        await dbs.close();
+      }
     });
 }

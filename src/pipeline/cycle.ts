@@ -1,0 +1,188 @@
+import os from 'node:os';
+import type { Knex } from 'knex';
+import { DateTime } from 'luxon';
+import type { ResolvedConfig } from '../config/load.js';
+import type { AnyKindConfig } from '../config/schema.js';
+import { describeError } from '../errors.js';
+import type { FeishuClient } from '../feishu/client.js';
+import { KINDS, type Kind } from '../kinds.js';
+import type { Logger } from '../log/logger.js';
+import { mapContextFor, mapRow, type MappedRow } from '../mapping/map.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { addCounts, emptyPlanCounts, planRows, type PlanCounts } from '../plan/plan.js';
+import { Sender, type SendCounts } from '../send/sender.js';
+import { compareCursors, existingKeys, iterateChanged, readByEffectiveDate, type Cursor } from '../source/extract.js';
+import { activeKeysInDateRange } from '../state/records.js';
+import { finishRun, startRun } from '../state/runs.js';
+import { outboxDepth, oldestPending } from '../state/syncRecords.js';
+import type { StateTables } from '../state/tables.js';
+import { getWatermark, setLastRescan } from '../state/watermarks.js';
+
+export interface PipelineDeps {
+  readonly config: ResolvedConfig;
+  readonly source: Knex;
+  readonly state: Knex;
+  readonly t: StateTables;
+  readonly client: FeishuClient;
+  readonly logger: Logger;
+  readonly owner: string;
+  readonly metrics?: Metrics | undefined;
+}
+
+export interface CycleResult {
+  readonly outcome: 'ok' | 'failed' | 'partial';
+  readonly kinds: Partial<Record<Kind, PlanCounts>>;
+  readonly plan: PlanCounts;
+  readonly send: SendCounts;
+  readonly outboxDepth: number;
+  readonly durationMs: number;
+  readonly error?: string;
+}
+
+function planDeps(deps: PipelineDeps) {
+  return { state: deps.state, t: deps.t, namespace: deps.config.sync.namespace, logger: deps.logger };
+}
+
+const lastClientStats = new WeakMap<FeishuClient, { rateLimited: number; retries: number; limiterWaitMs: number }>();
+
+/** Feed the client's running totals into the metrics as increments since the last cycle. */
+function recordClientStats(client: FeishuClient, metrics: Metrics): void {
+  const s = client.stats();
+  const prev = lastClientStats.get(client) ?? { rateLimited: 0, retries: 0, limiterWaitMs: 0 };
+  metrics.rateLimited.inc(Math.max(0, s.rateLimited - prev.rateLimited));
+  metrics.retries.inc(Math.max(0, s.retries - prev.retries));
+  metrics.limiterWait.inc(Math.max(0, s.limiterWaitMs - prev.limiterWaitMs) / 1000);
+  lastClientStats.set(client, { rateLimited: s.rateLimited, retries: s.retries, limiterWaitMs: s.limiterWaitMs });
+}
+
+export function enabledKinds(config: ResolvedConfig): Array<[Kind, AnyKindConfig]> {
+  return KINDS.flatMap((k) => {
+    const cfg = config.kinds[k] as AnyKindConfig | undefined;
+    return cfg && cfg.enabled ? [[k, cfg] as [Kind, AnyKindConfig]] : [];
+  });
+}
+
+export function mapRows(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig, rows: readonly Record<string, unknown>[]): MappedRow[] {
+  const ctx = mapContextFor(cfg, { sourceTimeZone: deps.config.source.time_zone, feishuTimeZone: deps.config.feishu.time_zone });
+  return rows.map((row) => mapRow(kind, cfg, row, ctx));
+}
+
+export function sender(deps: PipelineDeps): Sender {
+  const f = deps.config.feishu;
+  return new Sender({
+    state: deps.state,
+    t: deps.t,
+    client: deps.client,
+    employeeType: f.employee_type,
+    owner: deps.owner,
+    concurrency: f.concurrency,
+    maxAttempts: f.max_attempts,
+    retryBaseMs: f.retry_base_ms,
+    retryMaxMs: f.retry_max_ms,
+    leaseMs: Math.max(60_000, f.timeout_ms * 6),
+    logger: deps.logger,
+    metrics: deps.metrics,
+  });
+}
+
+/** Read everything changed since the watermark, map it, plan it; the watermark moves page by page. */
+async function extractKind(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig, signal?: AbortSignal): Promise<PlanCounts> {
+  const total = emptyPlanCounts();
+  const wm = await getWatermark(deps.state, deps.t, kind);
+  let position: Cursor | null = wm && (wm.cursorValue !== null || wm.cursorKey !== null) ? { value: wm.cursorValue, key: wm.cursorKey } : null;
+  for await (const page of iterateChanged(deps.source, cfg, position, { pageSize: deps.config.sync.page_size, lookbackSeconds: deps.config.sync.lookback_seconds })) {
+    if (signal?.aborted) break;
+    // Lookback pages re-read rows behind the watermark: it only ever moves forward.
+    const next = page.last && (!position || compareCursors(page.last, position) > 0) ? page.last : null;
+    addCounts(total, await planRows(planDeps(deps), kind, mapRows(deps, kind, cfg, page.rows), { watermark: next }));
+    if (next) position = next;
+  }
+  return total;
+}
+
+/**
+ * Rescan a window of effective dates: catches changes a source's timestamps did not show,
+ * and records deleted outright after they were sent (a key Feishu holds that the source no
+ * longer has is revoked). The watermark is left alone.
+ */
+export async function rescanKind(
+  deps: PipelineDeps,
+  kind: Kind,
+  cfg: AnyKindConfig,
+  window: { from: string; to: string },
+  opts: { signal?: AbortSignal; dryRun?: boolean; detectDeletes?: boolean } = {},
+): Promise<PlanCounts> {
+  const total = emptyPlanCounts();
+  const seen = new Set<string>();
+  for await (const rows of readByEffectiveDate(deps.source, cfg, { ...window, pageSize: deps.config.sync.page_size })) {
+    if (opts.signal?.aborted) return total;
+    const mapped = mapRows(deps, kind, cfg, rows);
+    for (const m of mapped) if (m.sourceKey) seen.add(m.sourceKey);
+    addCounts(total, await planRows(planDeps(deps), kind, mapped, { dryRun: opts.dryRun }));
+  }
+  if (opts.detectDeletes === false) return total;
+  const held = (await activeKeysInDateRange(deps.state, deps.t, kind, window.from, window.to)).filter((k) => !seen.has(k));
+  if (held.length > 0) {
+    // Not in the window any more: moved out of it, or gone. Only the gone ones are revoked.
+    const still = await existingKeys(deps.source, cfg, held);
+    const gone = held.filter((k) => !still.has(k));
+    if (gone.length > 0) {
+      const deleted: MappedRow[] = gone.map((k) => ({ outcome: 'inactive', kind, sourceKey: k, reason: 'deleted' }));
+      addCounts(total, await planRows(planDeps(deps), kind, deleted, { dryRun: opts.dryRun }));
+    }
+  }
+  return total;
+}
+
+export function rescanWindow(config: ResolvedConfig, now = DateTime.now()): { from: string; to: string } {
+  const today = now.setZone(config.feishu.time_zone);
+  return {
+    from: today.minus({ days: config.sync.rescan_window_days }).toFormat('yyyy-MM-dd'),
+    to: today.plus({ days: 366 }).toFormat('yyyy-MM-dd'),
+  };
+}
+
+/**
+ * One sync cycle: extract → map → plan for every kind (and a rescan when asked), then send
+ * until nothing is due. Ends with one summary log line and a row in the runs table.
+ */
+export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal; rescan?: boolean; send?: boolean } = {}): Promise<CycleResult> {
+  const started = Date.now();
+  const runId = await startRun(deps.state, deps.t, { type: 'cycle', host: os.hostname(), pid: process.pid, now: started });
+  const kinds: Partial<Record<Kind, PlanCounts>> = {};
+  const plan = emptyPlanCounts();
+  let send: SendCounts = { sent: 0, retried: 0, failed: 0, dead: 0, halted: 0 };
+  let error: string | undefined;
+  try {
+    for (const [kind, cfg] of enabledKinds(deps.config)) {
+      if (opts.signal?.aborted) break;
+      const counts = await extractKind(deps, kind, cfg, opts.signal);
+      if (opts.rescan && deps.config.sync.rescan_window_days > 0) {
+        addCounts(counts, await rescanKind(deps, kind, cfg, rescanWindow(deps.config), { signal: opts.signal }));
+        await setLastRescan(deps.state, deps.t, kind, Date.now());
+      }
+      kinds[kind] = counts;
+      addCounts(plan, counts);
+      for (const [outcome, n] of Object.entries(counts)) if (outcome !== 'read') deps.metrics?.records.inc({ kind, outcome }, n);
+    }
+    if (opts.send !== false && !opts.signal?.aborted) send = await sender(deps).drain(opts.signal);
+  } catch (err) {
+    error = describeError(err);
+  }
+  const depth = await outboxDepth(deps.state, deps.t).catch(() => -1);
+  const outcome: CycleResult['outcome'] = error ? 'failed' : send.failed + send.dead + send.halted > 0 ? 'partial' : 'ok';
+  const durationMs = Date.now() - started;
+  await finishRun(deps.state, deps.t, runId, { outcome, counts: { ...plan, ...send, outboxDepth: depth, kinds }, error: error ?? null }).catch(() => undefined);
+  if (deps.metrics) {
+    deps.metrics.outboxDepth.set(Math.max(0, depth));
+    deps.metrics.cycleDuration.observe(durationMs / 1000);
+    const oldest = await oldestPending(deps.state, deps.t).catch(() => null);
+    deps.metrics.oldestPendingAge.set(oldest ? (Date.now() - oldest.createdAt) / 1000 : 0);
+    if (outcome === 'ok') deps.metrics.lastSuccess.set(Date.now() / 1000);
+    recordClientStats(deps.client, deps.metrics);
+  }
+  const line = { outcome, durationMs, ...plan, ...send, outboxDepth: depth, kinds, ...(error ? { error } : {}) };
+  if (error) deps.logger.error('cycle finished', line);
+  else deps.logger.info('cycle finished', line);
+  return { outcome, kinds, plan, send, outboxDepth: depth, durationMs, ...(error ? { error } : {}) };
+}

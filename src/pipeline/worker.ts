@@ -1,0 +1,60 @@
+import os from 'node:os';
+import crypto from 'node:crypto';
+import type { ResolvedConfig } from '../config/load.js';
+import { AppError, ExitCode } from '../errors.js';
+import { FeishuClient } from '../feishu/client.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { openDatabases, type Databases } from '../cli/context.js';
+import { isUpToDate } from '../state/migrate.js';
+import { createLeaderLock, type LeaderLock } from '../state/lock.js';
+import type { PipelineDeps } from './cycle.js';
+
+export interface Pipeline {
+  readonly deps: PipelineDeps;
+  readonly dbs: Databases;
+  readonly lock: LeaderLock;
+  close(): Promise<void>;
+}
+
+/** This process's identity in leases and the lock: host, pid and a random suffix. */
+export function ownerId(): string {
+  return `${os.hostname().slice(0, 40)}:${process.pid}:${crypto.randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Wire the pipeline from the resolved configuration: databases, the Feishu client (one rate
+ * limiter and one token cache for the whole process), the leader lock. Refuses to run on
+ * state tables that are missing or not migrated to the latest version.
+ */
+export async function openPipeline(config: ResolvedConfig, logger: Logger, opts: { metrics?: Metrics; poolMax?: number } = {}): Promise<Pipeline> {
+  const dbs = openDatabases(config, { poolMax: opts.poolMax ?? Math.max(4, Math.min(10, config.feishu.concurrency + 2)) });
+  try {
+    if (!(await isUpToDate(dbs.state, config.state.table_prefix))) {
+      throw new AppError('STATE_NOT_MIGRATED', 'the state tables are missing or out of date: run `attendance-sync migrate` first', { exitCode: ExitCode.USAGE });
+    }
+  } catch (err) {
+    await dbs.close();
+    throw err;
+  }
+  const client = new FeishuClient({
+    baseUrl: config.feishu.base_url,
+    appId: config.feishu.app_id,
+    appSecret: config.feishu.app_secret,
+    rateLimit: config.feishu.rate_limit,
+    timeoutMs: config.feishu.timeout_ms,
+    timeZone: config.feishu.time_zone,
+    logger,
+  });
+  const owner = ownerId();
+  const lock = createLeaderLock(dbs.state, dbs.tables, { owner, leaseMs: config.sync.lock_lease_seconds * 1000 });
+  const deps: PipelineDeps = { config, source: dbs.source, state: dbs.state, t: dbs.tables, client, logger, owner, metrics: opts.metrics };
+  return {
+    deps,
+    dbs,
+    lock,
+    async close() {
+      await dbs.close();
+    },
+  };
+}

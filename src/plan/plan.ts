@@ -1,0 +1,209 @@
+import type { Knex } from 'knex';
+import { KIND_ARRAY, type Kind } from '../kinds.js';
+import type { Logger } from '../log/logger.js';
+import type { MappedRow } from '../mapping/map.js';
+import type { Cursor } from '../source/extract.js';
+import type { StateTables } from '../state/tables.js';
+import { getRecords, upsertRecords, type RecordUpsert } from '../state/records.js';
+import { createsByKeys, insertOperations, markSuperseded, OP_STATUS, OPERATIONS, type NewOperation, type SyncRecord } from '../state/syncRecords.js';
+import { setWatermark } from '../state/watermarks.js';
+import { idempotencyKey, versionHash } from './version.js';
+
+export interface PlanCounts {
+  read: number;
+  created: number;
+  revoked: number;
+  superseded: number;
+  unchanged: number;
+  inactive: number;
+  invalid: number;
+}
+
+export function emptyPlanCounts(): PlanCounts {
+  return { read: 0, created: 0, revoked: 0, superseded: 0, unchanged: 0, inactive: 0, invalid: 0 };
+}
+
+export function addCounts<T extends object>(into: T, more: T): T {
+  for (const [k, v] of Object.entries(more)) {
+    if (typeof v === 'number') (into as Record<string, number>)[k] = ((into as Record<string, number>)[k] ?? 0) + v;
+  }
+  return into;
+}
+
+export interface PlanDeps {
+  readonly state: Knex;
+  readonly t: StateTables;
+  readonly namespace: string;
+  readonly logger: Logger;
+}
+
+/** The source key of an invalid row whose key itself is missing. */
+const NO_KEY = '(no key)';
+
+/** Statuses of a create that is, or may become, an approval in Feishu. */
+const LIVE: readonly string[] = [OP_STATUS.PENDING, OP_STATUS.SENDING, OP_STATUS.SENT];
+
+class DryRun extends Error {}
+
+/**
+ * Rows of one page that share a key (a join that multiplies rows) would each win in turn;
+ * when they differ, the key is invalid until the source is fixed.
+ */
+function dedupe(kind: Kind, mapped: readonly MappedRow[]): MappedRow[] {
+  const byKey = new Map<string, MappedRow[]>();
+  const out: MappedRow[] = [];
+  for (const m of mapped) {
+    if (m.sourceKey === null) {
+      out.push(m);
+      continue;
+    }
+    const list = byKey.get(m.sourceKey) ?? [];
+    list.push(m);
+    byKey.set(m.sourceKey, list);
+  }
+  for (const [key, list] of byKey) {
+    const signatures = new Set(list.map((m) => (m.outcome === 'valid' ? m.version : m.outcome === 'invalid' ? `x${m.reasons.join('|')}` : m.outcome)));
+    if (list.length > 1 && signatures.size > 1) {
+      out.push({ outcome: 'invalid', kind, sourceKey: key, reasons: [`the source returned ${list.length} different rows for key ${key} (does a join multiply rows?)`] });
+    } else out.push(list[0]!);
+  }
+  return out;
+}
+
+/**
+ * Plan one page: compare each mapped row with what Feishu holds for its key and write the
+ * operations, the per-record state and (optionally) the watermark in ONE state transaction.
+ * That shared commit is the crash-safety of the read side: the watermark never passes a row
+ * whose operations are not stored, and re-planning an already planned version is a no-op
+ * (unique key), so a crash before the commit only means the page is read again.
+ *
+ * new → create; changed → revoke the previous approval, then create the new version;
+ * cancelled / rejected / deleted → revoke; unchanged → nothing; invalid → recorded once with
+ * its reasons, the earlier approval (if any) left standing until the row is fixed.
+ * A previous create that never left (pending, no attempt) is superseded instead of revoked.
+ */
+export async function planRows(
+  deps: PlanDeps,
+  kind: Kind,
+  rows: readonly MappedRow[],
+  opts: { watermark?: Cursor | null; dryRun?: boolean; now?: number } = {},
+): Promise<PlanCounts> {
+  const counts = emptyPlanCounts();
+  counts.read = rows.length;
+  const mapped = dedupe(kind, rows);
+  const now = opts.now ?? Date.now();
+  const invalidLogs: Array<{ key: string; reasons: string[] }> = [];
+  try {
+    await deps.state.transaction(async (trx) => {
+      const keys = mapped.map((m) => m.sourceKey ?? NO_KEY);
+      const records = await getRecords(trx, deps.t, kind, keys);
+      const creates = await createsByKeys(trx, deps.t, kind, keys);
+      const ops: NewOperation[] = [];
+      const supersede: number[] = [];
+      const upserts: RecordUpsert[] = [];
+
+      const undo = (current: SyncRecord) => {
+        if (current.status === OP_STATUS.PENDING && current.attempts === 0) {
+          supersede.push(current.id);
+          counts.superseded++;
+          return;
+        }
+        ops.push({
+          kind,
+          sourceKey: current.sourceKey,
+          version: current.version,
+          generation: current.generation,
+          operation: OPERATIONS.REVOKE,
+          revokesId: current.id,
+          userId: current.userId,
+          effectiveDate: current.effectiveDate,
+        });
+        counts.revoked++;
+      };
+
+      for (const m of mapped) {
+        const key = m.sourceKey ?? NO_KEY;
+        const rec = records.get(key);
+        const history = creates.get(key) ?? [];
+        const current = [...history].reverse().find((c) => LIVE.includes(c.status));
+        if (m.outcome === 'valid') {
+          if (rec?.version === m.version) {
+            counts.unchanged++;
+            if (rec.state !== 'active') upserts.push({ ...rec, state: 'active', reasons: null });
+            continue;
+          }
+          if (current) undo(current);
+          const used = history.filter((c) => c.version === m.version).map((c) => c.generation);
+          const generation = used.length > 0 ? Math.max(...used) + 1 : 0;
+          const idem = idempotencyKey({ namespace: deps.namespace, kind, sourceKey: key, version: m.version, generation });
+          const arr = KIND_ARRAY[kind];
+          const items = (m.request as Record<string, unknown>)[arr] as Array<Record<string, unknown>>;
+          const payload = { ...m.request, [arr]: items.map((i) => ({ ...i, idempotent_id: idem })) };
+          ops.push({
+            kind,
+            sourceKey: key,
+            version: m.version,
+            generation,
+            operation: OPERATIONS.CREATE,
+            idempotencyKey: idem,
+            payload,
+            userId: m.userId,
+            effectiveDate: m.effectiveDate,
+          });
+          upserts.push({ kind, sourceKey: key, version: m.version, state: 'active', userId: m.userId, effectiveDate: m.effectiveDate, reasons: null, generation });
+          counts.created++;
+        } else if (m.outcome === 'inactive') {
+          counts.inactive++;
+          if (current) undo(current);
+          if (rec || current) {
+            upserts.push({
+              kind,
+              sourceKey: key,
+              version: null,
+              state: 'inactive',
+              userId: rec?.userId ?? current?.userId ?? null,
+              effectiveDate: rec?.effectiveDate ?? current?.effectiveDate ?? null,
+              reasons: null,
+              generation: rec?.generation ?? 0,
+            });
+          }
+        } else {
+          counts.invalid++;
+          const same = rec?.state === 'invalid' && JSON.stringify(rec.reasons) === JSON.stringify(m.reasons);
+          if (same) continue;
+          ops.push({
+            kind,
+            sourceKey: key,
+            version: `x${versionHash(m.reasons).slice(0, 39)}`,
+            generation: 0,
+            operation: OPERATIONS.CREATE,
+            status: OP_STATUS.INVALID,
+            reasons: m.reasons,
+          });
+          upserts.push({
+            kind,
+            sourceKey: key,
+            version: rec?.version ?? null,
+            state: 'invalid',
+            userId: rec?.userId ?? null,
+            effectiveDate: rec?.effectiveDate ?? null,
+            reasons: m.reasons,
+            generation: rec?.generation ?? 0,
+          });
+          invalidLogs.push({ key, reasons: m.reasons });
+        }
+      }
+      await markSuperseded(trx, deps.t, supersede, now);
+      await insertOperations(trx, deps.t, ops, now);
+      await upsertRecords(trx, deps.t, upserts, now);
+      if (opts.watermark) await setWatermark(trx, deps.t, kind, { cursorValue: opts.watermark.value, cursorKey: opts.watermark.key, now });
+      if (opts.dryRun) throw new DryRun();
+    });
+  } catch (err) {
+    if (!(err instanceof DryRun)) throw err;
+  }
+  if (!opts.dryRun) {
+    for (const i of invalidLogs) deps.logger.warn('invalid source row: recorded, not sent', { kind, sourceKey: i.key, reasons: i.reasons });
+  }
+  return counts;
+}
