@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { dialectOf } from '../db/connect.js';
+import { sourceRelation } from '../source/relation.js';
 import type { AnyKindConfig, FieldSpec, DurationSpec } from '../config/schema.js';
 
 /** The columns a kind's configuration reads, each with the config paths that name it. */
@@ -20,12 +21,6 @@ export function requiredColumns(kindPath: string, cfg: AnyKindConfig): Map<strin
     else add(spec.column, `${kindPath}.fields.${name}.column`);
   }
   return out;
-}
-
-/** The relation a kind reads: the table, or the operator's query as a subquery. */
-export function sourceRelation(db: Knex, cfg: AnyKindConfig): Knex.QueryBuilder {
-  if (cfg.source.table) return db.from(cfg.source.table);
-  return db.from(db.raw(`(${cfg.source.query}) as src`));
 }
 
 /**
