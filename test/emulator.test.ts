@@ -276,10 +276,10 @@ describe('Feishu emulator', () => {
   it('exposes its ledger, stats, options and reset over HTTP', async () => {
     emu.reset();
     await post(emu, `${CREATE}?employee_type=employee_id`, leave({ idempotent_id: 'http-1' }), tok);
-    const ledger = await (await fetch(`${emu.url}/_emulator/ledger`)).json();
+    const ledger = (await (await fetch(`${emu.url}/_emulator/ledger`)).json()) as any;
     expect(ledger.records).toHaveLength(1);
     expect(ledger.posts['http-1']).toBe(1);
-    const stats = await (await fetch(`${emu.url}/_emulator/stats`)).json();
+    const stats = (await (await fetch(`${emu.url}/_emulator/stats`)).json()) as any;
     expect(stats.calls.create).toBe(1);
     await fetch(`${emu.url}/_emulator/options`, { method: 'POST', body: JSON.stringify({ faults: '5xx=1' }) });
     expect((await post(emu, `${CREATE}?employee_type=employee_id`, leave({ idempotent_id: 'http-2' }), tok)).status).toBe(500);
