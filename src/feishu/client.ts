@@ -1,0 +1,531 @@
+import { KIND_APPROVAL_TYPE, KIND_ARRAY, KINDS, type Kind } from '../kinds.js';
+import type { Logger } from '../log/logger.js';
+import { registerSecret } from '../log/redact.js';
+import { classifyResponse, FeishuError, FeishuErrorCode, logIdOf, type FeishuEndpoint, type RawResponse } from './errors.js';
+import { FeishuHttp, systemClock, type Clock } from './http.js';
+import { RateLimiter } from './limiter.js';
+import { lookupWindows } from './lookup.js';
+import { retryLoop, RetryPolicy, type RetryEvent, type TransientDecision } from './retry.js';
+import { TokenProvider } from './token.js';
+
+export const CREATE_PATH = '/open-apis/attendance/v1/user_approvals';
+export const QUERY_PATH = '/open-apis/attendance/v1/user_approvals/query';
+export const PROCESS_PATH = '/open-apis/attendance/v1/approval_infos/process';
+
+export type EmployeeType = 'employee_id' | 'employee_no' | 'open_id';
+
+/** The fields of an approval item the client itself reads; the rest passes through untouched. */
+interface ItemFields {
+  idempotent_id?: string | undefined;
+  approval_id?: string | undefined;
+  start_time?: string | undefined;
+  end_time?: string | undefined;
+}
+
+/** A `user_approval` with exactly one item in one of its four arrays (§7.6). */
+export interface UserApprovalInput {
+  user_id: string;
+  date: string;
+  leaves?: readonly ItemFields[] | undefined;
+  outs?: readonly ItemFields[] | undefined;
+  overtime_works?: readonly ItemFields[] | undefined;
+  trips?: readonly ItemFields[] | undefined;
+}
+
+export interface QueryUserApprovalsInput {
+  user_ids: string[];
+  check_date_from: number;
+  check_date_to: number;
+  check_date_type?: 'PeriodTime' | 'CreateTime' | 'UpdateTime';
+  status?: 0 | 1 | 2 | 3 | 4;
+}
+
+export interface QueriedUserApproval {
+  user_id: string;
+  date: string;
+  leaves?: ItemFields[];
+  outs?: ItemFields[];
+  overtime_works?: ItemFields[];
+  trips?: ItemFields[];
+  time_zone?: string;
+  [key: string]: unknown;
+}
+
+export interface QueryUserApprovalsResult {
+  user_approvals: QueriedUserApproval[];
+}
+
+export interface CreateResult {
+  approvalId: string;
+  idempotentId: string;
+  /** The create's reply was lost or refused as a duplicate, and the record was found by query. */
+  reconciled: boolean;
+}
+
+export interface RevokeResult {
+  approvalId: string;
+  status: number;
+  /** The process call failed but a query showed the item already withdrawn (status 4 or 3). */
+  alreadyRevoked: boolean;
+}
+
+export interface FoundApproval {
+  approvalId: string;
+  status: number;
+}
+
+export interface FindArgs {
+  employeeType: EmployeeType;
+  userId: string;
+  /** `date` of the user_approval, yyyyMMdd. */
+  date: string;
+  kind: Kind;
+  idempotentId: string;
+  /** Item start/end (wall clock); widen the period window when `date` differs from them. */
+  startTime?: string | undefined;
+  endTime?: string | undefined;
+  /** Earliest possible creation time (epoch ms) for the CreateTime search; default 29 days ago. */
+  createdFrom?: number | undefined;
+  /** Statuses to search, in order. Default [2, 4]: approved, then withdrawn. */
+  statuses?: readonly number[] | undefined;
+}
+
+export interface RevokeLookup {
+  employeeType: EmployeeType;
+  userId: string;
+  date: string;
+  startTime?: string | undefined;
+  endTime?: string | undefined;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal | undefined;
+}
+
+export interface FeishuClientOptions {
+  baseUrl: string;
+  appId: string;
+  appSecret: string;
+  /** Calls per second for a limiter of this client's own (default 50). Ignored when `limiter` is given. */
+  rateLimit?: number;
+  /** A limiter shared with other clients of the same app. */
+  limiter?: RateLimiter;
+  /** A token provider shared with other clients of the same app. */
+  tokenProvider?: TokenProvider;
+  /** Per-request timeout (got `timeout.request`), default 10 s. */
+  timeoutMs?: number;
+  /** In-call attempts for transient errors, default 4. */
+  maxAttempts?: number;
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+  /** Bound on the time one call spends waiting out 429s, default 60 s. */
+  maxRateLimitWaitMs?: number;
+  /** Attendance-group zone, for the query's today + 1 cap. Default Asia/Shanghai. */
+  timeZone?: string;
+  logger?: Logger;
+  clock?: Clock;
+  random?: () => number;
+}
+
+export interface FeishuClientStats {
+  /** Public calls made (create, query, process). */
+  calls: number;
+  /** HTTP requests sent to business endpoints (attempts, lookups included). */
+  requests: number;
+  /** Retries after transient errors. */
+  retries: number;
+  /** Throttled replies (429 / 99991400). */
+  rateLimited: number;
+  /** Retries after a token-invalid reply. */
+  tokenRefreshes: number;
+  /** Ambiguous creates resolved by finding the record. */
+  reconciliations: number;
+  /** Lookups by idempotent_id or approval_id. */
+  lookups: number;
+  /** Calls that ended in an error. */
+  failures: number;
+  tokenFetches: number;
+  limiterWaitMs: number;
+}
+
+interface RequestSpec<T> {
+  endpoint: FeishuEndpoint;
+  path: string;
+  searchParams?: Record<string, string>;
+  body: unknown;
+  isWrite: boolean;
+  parse: (res: RawResponse) => T;
+  signal?: AbortSignal | undefined;
+  onTransient?: (error: FeishuError, attempt: number, final: boolean) => Promise<TransientDecision<T>>;
+}
+
+/**
+ * The Feishu Attendance client: create, query and process (revoke) user approvals.
+ *
+ * Every HTTP attempt takes a slot of the shared limiter, then a token. Retries happen here,
+ * never in got: transient errors with full-jitter backoff (`maxAttempts`), 429s after the
+ * reset header without using up attempts, token-invalid replies once after a refresh.
+ * An ambiguous create (timeout, dropped connection, 5xx, "the object already exists") is
+ * resolved by looking the record up by idempotent_id (feishu-api.md §7.5).
+ */
+export class FeishuClient {
+  readonly limiter: RateLimiter;
+  readonly tokens: TokenProvider;
+  private readonly http: FeishuHttp;
+  private readonly policy: RetryPolicy;
+  private readonly logger: Logger | undefined;
+  private readonly clock: Clock;
+  private readonly timeZone: string;
+  private readonly counters = { calls: 0, requests: 0, retries: 0, rateLimited: 0, tokenRefreshes: 0, reconciliations: 0, lookups: 0, failures: 0 };
+
+  constructor(opts: FeishuClientOptions) {
+    registerSecret(opts.appSecret);
+    this.http = new FeishuHttp({ baseUrl: opts.baseUrl, timeoutMs: opts.timeoutMs ?? 10_000 });
+    this.limiter = opts.limiter ?? new RateLimiter({ ratePerSecond: opts.rateLimit ?? 50 });
+    this.policy = new RetryPolicy({
+      ...(opts.maxAttempts !== undefined ? { maxAttempts: opts.maxAttempts } : {}),
+      ...(opts.backoffBaseMs !== undefined ? { baseMs: opts.backoffBaseMs } : {}),
+      ...(opts.backoffCapMs !== undefined ? { capMs: opts.backoffCapMs } : {}),
+      ...(opts.maxRateLimitWaitMs !== undefined ? { maxRateLimitWaitMs: opts.maxRateLimitWaitMs } : {}),
+      ...(opts.random !== undefined ? { random: opts.random } : {}),
+    });
+    this.logger = opts.logger;
+    this.clock = opts.clock ?? systemClock;
+    this.timeZone = opts.timeZone ?? 'Asia/Shanghai';
+    this.tokens =
+      opts.tokenProvider ??
+      new TokenProvider({
+        appId: opts.appId,
+        appSecret: opts.appSecret,
+        http: this.http,
+        limiter: this.limiter,
+        clock: this.clock,
+        retry: this.policy,
+        ...(opts.logger ? { logger: opts.logger } : {}),
+      });
+  }
+
+  stats(): FeishuClientStats {
+    return { ...this.counters, tokenFetches: this.tokens.stats().fetches, limiterWaitMs: Math.round(this.limiter.waitedMs) };
+  }
+
+  /**
+   * Create one approval item. `userApproval` must hold exactly one item, with an idempotent_id.
+   * Returns the item's approval_id; `reconciled` when it was found by query after an ambiguous
+   * outcome. Throws FeishuError otherwise (see its `category`).
+   */
+  async createUserApproval(employeeType: EmployeeType, userApproval: UserApprovalInput, opts: CallOptions = {}): Promise<CreateResult> {
+    const { kind, item } = singleItem(userApproval);
+    const idempotentId = item.idempotent_id;
+    if (!idempotentId) throw new TypeError('createUserApproval: the item needs an idempotent_id (feishu-api.md §7.5)');
+    const signal = opts.signal;
+    const lookupArgs: FindArgs = {
+      employeeType,
+      userId: userApproval.user_id,
+      date: userApproval.date,
+      kind,
+      idempotentId,
+      startTime: item.start_time,
+      endTime: item.end_time,
+      // Our first attempt starts now; a record stored by it was created today or later.
+      createdFrom: this.clock.now(),
+    };
+    this.counters.calls += 1;
+    try {
+      return await this.request<CreateResult>({
+        endpoint: 'create',
+        path: CREATE_PATH,
+        searchParams: { employee_type: employeeType },
+        body: { user_approval: userApproval },
+        isWrite: true,
+        signal,
+        parse: (res) => ({ approvalId: parseCreatedId(res, kind, idempotentId), idempotentId, reconciled: false }),
+        onTransient: async (error, _attempt, final) => {
+          // Refused before it was stored (connection refused, "no row affected"): just retry.
+          if (!error.mayHaveApplied) return undefined;
+          let found: FoundApproval | null;
+          try {
+            found = await this.findItem({ ...lookupArgs, statuses: [2] }, (i) => i.idempotent_id === idempotentId, false, signal);
+          } catch (lookupErr) {
+            if (!(lookupErr instanceof FeishuError) || lookupErr.category === 'auth' || lookupErr.category === 'quota') return { fail: lookupErr };
+            // The lookup failed too. Retrying the create with the same idempotent_id stays safe;
+            // after the last attempt the outcome is unknown, and the caller must keep the key.
+            if (!final) return undefined;
+            return { fail: ambiguous(error, `create failed and the lookup failed too (${lookupErr.code})`) };
+          }
+          if (!found) return undefined;
+          this.counters.reconciliations += 1;
+          this.logger?.info('feishu create reconciled by idempotent_id', { idempotentId, approvalId: found.approvalId, after: error.code, logId: error.logId });
+          return { done: { approvalId: found.approvalId, idempotentId, reconciled: true } };
+        },
+      });
+    } catch (err) {
+      if (err instanceof FeishuError && err.code === FeishuErrorCode.DUPLICATE) {
+        return this.resolveDuplicate(err, lookupArgs, signal);
+      }
+      throw this.failed('create', err, { idempotentId });
+    }
+  }
+
+  /**
+   * "the object already exists": our idempotent_id is taken. Find the record: approved → it is
+   * ours (an earlier attempt was stored); withdrawn → a duplicate that cannot become live; not
+   * found → a duplicate we cannot explain.
+   */
+  private async resolveDuplicate(err: FeishuError, args: FindArgs, signal: AbortSignal | undefined): Promise<CreateResult> {
+    let found: FoundApproval | null;
+    try {
+      found = await this.findItem({ ...args, statuses: [2, 4] }, (i) => i.idempotent_id === args.idempotentId, true, signal);
+    } catch (lookupErr) {
+      if (!(lookupErr instanceof FeishuError)) throw lookupErr;
+      throw this.failed('create', lookupErr.category === 'auth' || lookupErr.category === 'quota' ? lookupErr : ambiguous(err, `duplicate idempotent_id; lookup failed (${lookupErr.code})`), { idempotentId: args.idempotentId });
+    }
+    if (found && found.status === 2) {
+      this.counters.reconciliations += 1;
+      this.logger?.info('feishu create reconciled by idempotent_id', { idempotentId: args.idempotentId, approvalId: found.approvalId, after: err.code, logId: err.logId });
+      return { approvalId: found.approvalId, idempotentId: args.idempotentId, reconciled: true };
+    }
+    const dup = new FeishuError(FeishuErrorCode.DUPLICATE, {
+      endpoint: 'create',
+      httpStatus: err.httpStatus,
+      feishuCode: err.feishuCode,
+      feishuMsg: err.feishuMsg,
+      logId: err.logId,
+      approvalId: found?.approvalId,
+      causeText: found ? `idempotent_id belongs to approval ${found.approvalId} in status ${found.status}` : 'no record with this idempotent_id was found',
+    });
+    throw this.failed('create', dup, { idempotentId: args.idempotentId });
+  }
+
+  async queryUserApprovals(employeeType: EmployeeType, body: QueryUserApprovalsInput, opts: CallOptions = {}): Promise<QueryUserApprovalsResult> {
+    this.counters.calls += 1;
+    try {
+      return await this.query(employeeType, body, opts.signal);
+    } catch (err) {
+      throw this.failed('query', err, {});
+    }
+  }
+
+  /**
+   * Revoke (process, status 4) one approval. If the call fails and `lookup` is given, the error
+   * counts as success only when a query shows the item withdrawn (status 4 or 3): a repeat revoke
+   * after a lost reply. Without `lookup` the error is thrown.
+   */
+  async revokeApproval(approvalId: string, kind: Kind, opts: CallOptions & { lookup?: RevokeLookup } = {}): Promise<RevokeResult> {
+    this.counters.calls += 1;
+    const signal = opts.signal;
+    try {
+      const status = await this.request<number>({
+        endpoint: 'process',
+        path: PROCESS_PATH,
+        body: { approval_id: approvalId, approval_type: KIND_APPROVAL_TYPE[kind], status: 4 },
+        isWrite: true,
+        signal,
+        parse: parseProcessStatus,
+      });
+      return { approvalId, status, alreadyRevoked: false };
+    } catch (err) {
+      const lookup = opts.lookup;
+      if (!(err instanceof FeishuError) || !lookup || err.category === 'auth' || err.category === 'quota' || err.category === 'rate_limited') {
+        throw this.failed('process', err, { approvalId });
+      }
+      let found: FoundApproval | null = null;
+      try {
+        found = await this.findItem(
+          { ...lookup, kind, idempotentId: '', statuses: [4, 3] },
+          (i) => i.approval_id === approvalId,
+          true,
+          signal,
+        );
+      } catch (lookupErr) {
+        this.logger?.warn('feishu revoke: lookup after a failed revoke failed', { approvalId, lookupError: lookupErr instanceof FeishuError ? lookupErr.toJSON() : String(lookupErr) });
+      }
+      if (found) {
+        this.logger?.info('feishu revoke: already withdrawn', { approvalId, status: found.status, after: err.code, logId: err.logId });
+        return { approvalId, status: found.status, alreadyRevoked: true };
+      }
+      throw this.failed('process', err, { approvalId });
+    }
+  }
+
+  /** Find our item by idempotent_id (status 2, then 4 by default), or null. */
+  async findByIdempotentId(args: FindArgs, opts: CallOptions = {}): Promise<FoundApproval | null> {
+    this.counters.calls += 1;
+    try {
+      return await this.findItem(args, (i) => i.idempotent_id === args.idempotentId, true, opts.signal);
+    } catch (err) {
+      throw this.failed('query', err, { idempotentId: args.idempotentId });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------
+
+  private async findItem(
+    args: FindArgs,
+    match: (item: ItemFields) => boolean,
+    includeCreateTime: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<FoundApproval | null> {
+    this.counters.lookups += 1;
+    const windows = lookupWindows({
+      date: args.date,
+      startTime: args.startTime,
+      endTime: args.endTime,
+      createdFrom: args.createdFrom,
+      nowMs: this.clock.now(),
+      timeZone: this.timeZone,
+      includeCreateTime,
+    });
+    const array = KIND_ARRAY[args.kind];
+    for (const status of args.statuses ?? [2, 4]) {
+      for (const w of windows) {
+        let result: QueryUserApprovalsResult;
+        try {
+          result = await this.query(
+            args.employeeType,
+            { user_ids: [args.userId], check_date_from: w.from, check_date_to: w.to, check_date_type: w.type, status: status as 0 | 1 | 2 | 3 | 4 },
+            signal,
+          );
+        } catch (err) {
+          // Status 3 is not queryable for every kind (§5.1); it is only ever a second guess.
+          if (status === 3 && err instanceof FeishuError && err.category === 'permanent') continue;
+          throw err;
+        }
+        for (const ua of result.user_approvals) {
+          if (ua.user_id !== args.userId) continue;
+          const hit = (ua[array] ?? []).find(match);
+          if (hit?.approval_id) return { approvalId: hit.approval_id, status };
+        }
+      }
+    }
+    return null;
+  }
+
+  private query(employeeType: EmployeeType, body: QueryUserApprovalsInput, signal: AbortSignal | undefined): Promise<QueryUserApprovalsResult> {
+    return this.request<QueryUserApprovalsResult>({
+      endpoint: 'query',
+      path: QUERY_PATH,
+      searchParams: { employee_type: employeeType },
+      body,
+      isWrite: false,
+      signal,
+      parse: parseQuery,
+    });
+  }
+
+  private request<T>(spec: RequestSpec<T>): Promise<T> {
+    let usedToken: string | undefined;
+    const attempt = async (): Promise<T> => {
+      // The slot first, then the token: the token is then as fresh as possible when sent.
+      await this.limiter.acquire(spec.signal);
+      const token = await this.tokens.getToken(spec.signal);
+      usedToken = token;
+      this.counters.requests += 1;
+      const res = await this.http.send({
+        endpoint: spec.endpoint,
+        path: spec.path,
+        searchParams: spec.searchParams,
+        body: spec.body,
+        token,
+        signal: spec.signal,
+        isWrite: spec.isWrite,
+      });
+      const failure = classifyResponse(spec.endpoint, res, spec.isWrite);
+      if (failure) throw failure;
+      return spec.parse(res);
+    };
+    return retryLoop(attempt, {
+      policy: this.policy,
+      signal: spec.signal,
+      onTokenInvalid: () => this.tokens.invalidate(usedToken),
+      ...(spec.onTransient ? { onTransient: spec.onTransient } : {}),
+      onEvent: (e) => this.onRetryEvent(e),
+    });
+  }
+
+  private onRetryEvent(e: RetryEvent): void {
+    switch (e.type) {
+      case 'rate_limited':
+        this.counters.rateLimited += 1;
+        this.logger?.warn('feishu rate limited; waiting for the reset', { ...e.error.toJSON(), delayMs: e.delayMs });
+        break;
+      case 'token_refresh':
+        this.counters.tokenRefreshes += 1;
+        this.logger?.warn('feishu token rejected; refreshing once', e.error.toJSON());
+        break;
+      case 'retry':
+        this.counters.retries += 1;
+        this.logger?.warn('feishu call failed; retrying', { ...e.error.toJSON(), attempt: e.attempt, delayMs: e.delayMs });
+        break;
+      case 'give_up':
+        break;
+    }
+  }
+
+  /** Count and log a final failure; returns the error to throw (unchanged). */
+  private failed(endpoint: FeishuEndpoint, err: unknown, context: Record<string, unknown>): unknown {
+    this.counters.failures += 1;
+    if (err instanceof FeishuError) {
+      const level = err.category === 'transient' || err.category === 'ambiguous' ? 'warn' : 'error';
+      this.logger?.log(level, `feishu ${endpoint} failed`, { ...context, ...err.toJSON() });
+    }
+    return err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+
+function singleItem(ua: UserApprovalInput): { kind: Kind; item: ItemFields } {
+  const found: Array<{ kind: Kind; item: ItemFields }> = [];
+  for (const kind of KINDS) for (const item of ua[KIND_ARRAY[kind]] ?? []) found.push({ kind, item });
+  if (found.length !== 1) throw new TypeError(`createUserApproval: expected exactly one item, got ${found.length} (feishu-api.md §7.6)`);
+  return found[0]!;
+}
+
+function badResponse(endpoint: FeishuEndpoint, res: RawResponse, what: string, isWrite: boolean): FeishuError {
+  return new FeishuError(FeishuErrorCode.BAD_RESPONSE, { endpoint, httpStatus: res.status, logId: logIdOf(res), causeText: what, mayHaveApplied: isWrite });
+}
+
+function dataOf(res: RawResponse): Record<string, unknown> | undefined {
+  const data = (res.body as { data?: unknown } | undefined)?.data;
+  return typeof data === 'object' && data !== null ? (data as Record<string, unknown>) : undefined;
+}
+
+function parseCreatedId(res: RawResponse, kind: Kind, idempotentId: string): string {
+  const data = dataOf(res);
+  // The current page returns one `user_approval`; an older one showed `user_approvals: [...]`.
+  const containers = [data?.user_approval, ...(Array.isArray(data?.user_approvals) ? data.user_approvals : [])];
+  for (const c of containers) {
+    const items = (c as Record<string, unknown> | undefined)?.[KIND_ARRAY[kind]];
+    if (!Array.isArray(items)) continue;
+    const typed = items as ItemFields[];
+    const hit = typed.find((i) => i.idempotent_id === idempotentId) ?? (typed.length === 1 ? typed[0] : undefined);
+    if (typeof hit?.approval_id === 'string' && hit.approval_id !== '') return hit.approval_id;
+  }
+  // Success code without an approval_id: the record is probably stored; the lookup will tell.
+  throw badResponse('create', res, 'create response without approval_id', true);
+}
+
+function parseQuery(res: RawResponse): QueryUserApprovalsResult {
+  const data = dataOf(res);
+  const list = data?.user_approvals ?? [];
+  if (!Array.isArray(list)) throw badResponse('query', res, 'query response without user_approvals', false);
+  return { user_approvals: list as QueriedUserApproval[] };
+}
+
+function parseProcessStatus(res: RawResponse): number {
+  const info = dataOf(res)?.approval_info as { status?: unknown } | undefined;
+  return typeof info?.status === 'number' ? info.status : 4;
+}
+
+function ambiguous(original: FeishuError, why: string): FeishuError {
+  return new FeishuError(FeishuErrorCode.AMBIGUOUS, {
+    endpoint: original.endpoint,
+    httpStatus: original.httpStatus,
+    feishuCode: original.feishuCode,
+    feishuMsg: original.feishuMsg,
+    logId: original.logId,
+    mayHaveApplied: true,
+    causeText: why,
+  });
+}
