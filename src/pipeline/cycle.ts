@@ -110,7 +110,7 @@ export async function rescanKind(
   kind: Kind,
   cfg: AnyKindConfig,
   window: { from: string; to: string },
-  opts: { signal?: AbortSignal; dryRun?: boolean; detectDeletes?: boolean } = {},
+  opts: { signal?: AbortSignal; dryRun?: boolean; detectDeletes?: boolean; onPage?: (counts: PlanCounts) => void } = {},
 ): Promise<PlanCounts> {
   const total = emptyPlanCounts();
   const seen = new Set<string>();
@@ -118,7 +118,9 @@ export async function rescanKind(
     if (opts.signal?.aborted) return total;
     const mapped = mapRows(deps, kind, cfg, rows);
     for (const m of mapped) if (m.sourceKey) seen.add(m.sourceKey);
-    addCounts(total, await planRows(planDeps(deps), kind, mapped, { dryRun: opts.dryRun }));
+    const counts = await planRows(planDeps(deps), kind, mapped, { dryRun: opts.dryRun });
+    addCounts(total, counts);
+    opts.onPage?.(counts);
   }
   if (opts.detectDeletes === false) return total;
   const held = (await activeKeysInDateRange(deps.state, deps.t, kind, window.from, window.to)).filter((k) => !seen.has(k));

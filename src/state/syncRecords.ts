@@ -351,3 +351,16 @@ export async function outboxDepth(db: Knex, t: StateTables): Promise<number> {
   const row = (await db(t.syncRecords).whereIn('status', IN_FLIGHT as string[]).count({ n: '*' }).first()) as { n: number | string } | undefined;
   return Number(row?.n ?? 0);
 }
+
+/**
+ * Backfill --resend: queue the sent creates of a date range again. They keep their
+ * idempotent_id, so Feishu stores nothing twice; the client reconciles the duplicate answer
+ * by looking the record up.
+ */
+export async function requeueSentCreates(db: Knex, t: StateTables, o: { kind: Kind; from: string; to: string; now?: number }): Promise<number> {
+  const now = o.now ?? Date.now();
+  return db(t.syncRecords)
+    .where({ kind: o.kind, operation: OPERATIONS.CREATE, status: OP_STATUS.SENT })
+    .whereBetween('effective_date', [o.from, o.to])
+    .update({ status: OP_STATUS.PENDING, attempts: 0, next_attempt_at: now, updated_at: now });
+}

@@ -1,10 +1,15 @@
 import type { Command } from 'commander';
+import { ExitCode } from '../../errors.js';
+import { runDemo } from '../../demo/demo.js';
+import { setExitCode } from '../main.js';
 
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('(not yet available)')
-    .action(() => {
-      throw new Error('demo: not implemented yet');
+    .description('a one-command demo: sample SQLite HR database + in-process Feishu emulator, sync, edit, cancel, sync again')
+    .option('--dir <dir>', 'where the demo database goes', './data/demo')
+    .action(async (opts: { dir: string }, cmd: Command) => {
+      const r = await runDemo({ dir: opts.dir });
+      setExitCode(cmd, r.ok ? ExitCode.OK : ExitCode.RUNTIME);
     });
 }

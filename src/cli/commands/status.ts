@@ -43,18 +43,18 @@ export async function collectStatus(db: Knex, t: StateTables) {
   };
 }
 
-function render(s: Awaited<ReturnType<typeof collectStatus>>): string {
+export function renderStatus(s: Awaited<ReturnType<typeof collectStatus>>): string {
   const out: string[] = [];
   out.push('Watermarks');
   if (s.watermarks.length === 0) out.push('  (none yet: no cycle has run)');
   for (const w of s.watermarks) out.push(`  ${w.kind.padEnd(9)} ${String(w.cursor ?? '—').padEnd(28)} key ${String(w.key ?? '—').padEnd(10)} moved ${when(w.movedAt)}  rescan ${when(w.lastRescanAt)}`);
   const statuses = Object.values(OP_STATUS);
   out.push('', 'Sync table (operations per kind and status)');
-  out.push(`  ${'kind'.padEnd(9)} ${statuses.map((st) => st.padStart(10)).join('')}`);
+  out.push(`  ${'kind'.padEnd(9)} ${statuses.map((st) => st.padStart(11)).join('')}`);
   for (const k of KINDS) {
     const c = s.counts[k];
     if (!c) continue;
-    out.push(`  ${k.padEnd(9)} ${statuses.map((st) => String(c[st] ?? 0).padStart(10)).join('')}`);
+    out.push(`  ${k.padEnd(9)} ${statuses.map((st) => String(c[st] ?? 0).padStart(11)).join('')}`);
   }
   out.push('', `Oldest pending: ${s.oldestPending ? `#${s.oldestPending.id} ${s.oldestPending.kind} ${s.oldestPending.sourceKey} ${s.oldestPending.operation}, queued ${when(s.oldestPending.createdAt)}, ${s.oldestPending.attempts} attempt(s)` : 'none'}`);
   out.push(`Leader lock: ${s.lock ? `${s.lock.owner}, heartbeat ${when(s.lock.heartbeatAt)}` : 'free'}`);
@@ -83,7 +83,7 @@ export function register(program: Command): void {
       const dbs = openDatabases(config, { poolMax: 2 });
       try {
         const s = await collectStatus(dbs.state, dbs.tables);
-        process.stdout.write(opts.json ? JSON.stringify(s, null, 2) + '\n' : render(s));
+        process.stdout.write(opts.json ? JSON.stringify(s, null, 2) + '\n' : renderStatus(s));
       } finally {
         await dbs.close();
       }

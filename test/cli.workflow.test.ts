@@ -1,0 +1,158 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { DateTime } from 'luxon';
+import YAML from 'yaml';
+import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
+import { activeInLedger, diffLedger, expectedFromSource, prepareSample } from './helpers/pipeline.js';
+import { CLI, runCli } from './helpers/cli.js';
+import { startEmulator, type Emulator } from '../src/emulator/index.js';
+import { stateTables } from '../src/state/tables.js';
+
+const t = stateTables('attendance_sync_');
+
+/** A config file for the sample schema on `url`, the emulator's URL and credentials in env. */
+function configFile(dir: string, tweak: (raw: any) => void = () => {}): string {
+  const raw = YAML.parse(fs.readFileSync('config/attendance-sync.example.sqlite.yaml', 'utf8'));
+  raw.sync.schedule = '*/2 * * * * *'; // every 2 seconds (node-cron seconds field)
+  raw.sync.lock_lease_seconds = 5;
+  raw.feishu.retry_base_ms = 20;
+  raw.log = { level: 'info', format: 'json' };
+  tweak(raw);
+  const file = path.join(dir, 'config.yaml');
+  fs.writeFileSync(file, YAML.stringify(raw));
+  return file;
+}
+
+describe('operator workflow on SQLite through the CLI', () => {
+  let db: TestDatabase;
+  let emu: Emulator;
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  let cfg: string;
+  beforeAll(async () => {
+    db = await createTestDatabase('sqlite', 'workflow');
+    await prepareSample(db, { employees: 15, leaves: 40, overtime: 15, trips: 10, outs: 15, seed: 3, startDate: '2026-03-02', days: 30, now: DateTime.utc().minus({ hours: 2 }) });
+    emu = await startEmulator({ strict: true, rateLimit: 200 });
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'workflow-'));
+    env = { SOURCE_DATABASE_URL: db.url, FEISHU_BASE_URL: emu.url, FEISHU_APP_ID: emu.appId, FEISHU_APP_SECRET: emu.appSecret };
+    cfg = configFile(dir, (raw) => (raw.feishu.rate_limit = 100));
+  });
+  afterAll(async () => {
+    await emu?.close();
+    await db?.drop();
+  });
+
+  it('preview prints payloads and writes nothing', async () => {
+    const res = await runCli(['--config', cfg, 'preview', '--kind', 'leave', '--limit', '5'], { env });
+    expect(res.code).toBe(0);
+    const out = JSON.parse(res.stdout);
+    expect(out.leave).toHaveLength(5);
+    expect(out.leave.some((r: any) => r.outcome === 'valid' && r.payload.user_approval.leaves[0].uniq_id)).toBe(true);
+    expect(await db.db.schema.hasTable(t.syncRecords)).toBe(true); // migrated by prepareSample
+    expect(await db.db(t.syncRecords).count({ n: '*' }).first()).toMatchObject({ n: 0 });
+    expect(emu.stats().calls.create).toBe(0);
+  });
+
+  it('backfill --dry-run writes and sends nothing; backfill syncs the range; a second run is a no-op', async () => {
+    const dry = await runCli(['--config', cfg, 'backfill', '--from', '2026-03-01', '--to', '2026-04-30', '--dry-run'], { env });
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toMatch(/dry run: nothing written, nothing sent\): read \d+, created [1-9]/);
+    expect(await db.db(t.syncRecords).count({ n: '*' }).first()).toMatchObject({ n: 0 });
+    expect(emu.stats().calls.create).toBe(0);
+
+    const first = await runCli(['--config', cfg, 'backfill', '--from', '2026-03-01', '--to', '2026-04-30'], { env });
+    expect(first.stderr).not.toMatch(/error/i);
+    expect(first.code).toBe(0);
+    expect(diffLedger(await expectedFromSource(db.db), activeInLedger(emu.ledger()))).toEqual({ missing: 0, duplicated: 0, unexpected: 0 });
+    const creates = emu.stats().calls.create;
+    const second = await runCli(['--config', cfg, 'backfill', '--from', '2026-03-01', '--to', '2026-04-30'], { env });
+    expect(second.code).toBe(0);
+    expect(second.stdout).toMatch(/created 0, revoked 0/);
+    expect(emu.stats().calls.create).toBe(creates);
+    // --resend re-sends with the same keys: Feishu stores nothing twice
+    const resend = await runCli(['--config', cfg, 'backfill', '--from', '2026-03-01', '--to', '2026-03-15', '--kinds', 'leave', '--resend'], { env });
+    expect(resend.code).toBe(0);
+    expect(emu.stats().calls.create).toBeGreaterThan(creates);
+    expect(diffLedger(await expectedFromSource(db.db), activeInLedger(emu.ledger()))).toEqual({ missing: 0, duplicated: 0, unexpected: 0 });
+  });
+
+  it('status shows counts and runs; --json is machine-readable; retry requeues', async () => {
+    const res = await runCli(['--config', cfg, 'status'], { env });
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/Sync table \(operations per kind and status\)/);
+    expect(res.stdout).toMatch(/#\d+ backfill .* ok/);
+    const json = JSON.parse((await runCli(['--config', cfg, 'status', '--json'], { env })).stdout);
+    expect(json.counts.leave.sent).toBeGreaterThan(0);
+    const one = (await db.db(t.syncRecords).where({ kind: 'leave', status: 'sent' }).first('id')) as { id: number };
+    await db.db(t.syncRecords).where({ id: one.id }).update({ status: 'failed' });
+    const retry = await runCli(['--config', cfg, 'retry', '--status', 'failed', '--kind', 'leave'], { env });
+    expect(retry.stdout).toMatch(/^1 failed operation\(s\) queued again/);
+    expect((await runCli(['--config', cfg, 'retry', '--status', 'bogus'], { env })).code).toBe(2);
+  });
+
+  it('two `run` processes on one state DB: only one sends; killing it lets the other take over', async () => {
+    const start = (name: string): ChildProcess & { output: () => string } => {
+      const child = spawn(process.execPath, [CLI, '--config', cfg, 'run'], { env: { PATH: process.env.PATH, TZ: 'UTC', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let text = '';
+      child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+      return Object.assign(child, { output: () => text, name });
+    };
+    const waitFor = async (what: () => boolean, ms: number) => {
+      const end = Date.now() + ms;
+      while (Date.now() < end) {
+        if (what()) return true;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return false;
+    };
+    const a = start('a');
+    expect(await waitFor(() => /leader lock acquired/.test(a.output()), 15_000)).toBe(true);
+    const b = start('b');
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(b.output()).toMatch(/worker started/);
+    expect(b.output()).not.toMatch(/leader lock acquired/);
+    // a new change is synced by the leader
+    await db.db('leave_requests').where({ status: 'approved' }).whereNull('deleted_at').orderBy('id').limit(1).update({ reason: 'run 进程同步', updated_at: '2099-01-01 00:00:00.000000' });
+    expect(await waitFor(() => emu.ledger().some((e) => e.item.reason === 'run 进程同步'), 15_000)).toBe(true);
+    expect(b.output()).not.toMatch(/cycle finished/);
+    // the leader dies without a word; the standby takes over within lease + poll
+    a.kill('SIGKILL');
+    const killedAt = Date.now();
+    expect(await waitFor(() => /leader lock acquired/.test(b.output()), 20_000)).toBe(true);
+    const takeover = (Date.now() - killedAt) / 1000;
+    expect(takeover).toBeLessThan(5 + 2 + 3);
+    // graceful stop: SIGTERM → exit 0, lock released
+    const exited = new Promise<number | null>((r) => b.on('exit', (code) => r(code)));
+    b.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(b.output()).toMatch(/worker stopped/);
+  }, 90_000);
+
+  it('once refuses to run while the lock is held, and a missing migration exits 2', async () => {
+    const fresh = await createTestDatabase('sqlite', 'unmigrated');
+    try {
+      const res = await runCli(['--config', cfg, 'once'], { env: { ...env, SOURCE_DATABASE_URL: fresh.url } });
+      expect(res.code).toBe(2);
+      expect(res.stderr).toMatch(/run `attendance-sync migrate` first/);
+    } finally {
+      await fresh.drop();
+    }
+  });
+});
+
+describe('npm run demo', () => {
+  it('exits 0 on a fresh directory with the expected summary and leaves nothing running', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'demo-'));
+    const started = Date.now();
+    const res = await runCli(['demo', '--dir', dir], { cwd: dir, timeoutMs: 60_000 });
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/First sync: {2}read \d+, created [1-9]\d*, revoked 0/);
+    expect(res.stdout).toMatch(/Second sync: read \d+, created 3, revoked 6/);
+    expect(res.stdout).toMatch(/Demo finished: everything synced/);
+    expect(res.stdout).toMatch(/leave\s+approved\s+\d+\s+revoked\s+5/);
+    expect(Date.now() - started).toBeLessThan(60_000);
+  });
+});
