@@ -37,7 +37,6 @@ export const apps = [
     env_production: {
       NODE_ENV: 'production',
       TZ: 'UTC',
-      ATTENDANCE_SYNC_CONFIG: './config/attendance-sync.yaml',
     },
   },
 ];
