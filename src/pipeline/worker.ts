@@ -8,6 +8,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { openDatabases, type Databases } from '../cli/context.js';
 import { isUpToDate } from '../state/migrate.js';
 import { createLeaderLock, type LeaderLock } from '../state/lock.js';
+import { reclaimOrphanedLeases } from '../state/syncRecords.js';
 import type { PipelineDeps } from './cycle.js';
 
 export interface Pipeline {
@@ -47,7 +48,21 @@ export async function openPipeline(config: ResolvedConfig, logger: Logger, opts:
     logger,
   });
   const owner = ownerId();
-  const lock = createLeaderLock(dbs.state, dbs.tables, { owner, leaseMs: config.sync.lock_lease_seconds * 1000 });
+  const inner = createLeaderLock(dbs.state, dbs.tables, { owner, leaseMs: config.sync.lock_lease_seconds * 1000 });
+  // Whoever takes the lock is the only sender: a crashed leader's claims are returned now.
+  const lock: LeaderLock = {
+    owner: inner.owner,
+    async tryAcquire() {
+      const got = await inner.tryAcquire();
+      if (got) {
+        const n = await reclaimOrphanedLeases(dbs.state, dbs.tables);
+        if (n > 0) logger.warn('returned operations a previous worker left in flight', { count: n });
+      }
+      return got;
+    },
+    renew: () => inner.renew(),
+    release: () => inner.release(),
+  };
   const deps: PipelineDeps = { config, source: dbs.source, state: dbs.state, t: dbs.tables, client, logger, owner, metrics: opts.metrics };
   return {
     deps,

@@ -364,3 +364,13 @@ export async function requeueSentCreates(db: Knex, t: StateTables, o: { kind: Ki
     .whereBetween('effective_date', [o.from, o.to])
     .update({ status: OP_STATUS.PENDING, attempts: 0, next_attempt_at: now, updated_at: now });
 }
+
+/**
+ * Called right after the leader lock is taken: no other sender can be alive now, so claims
+ * left 'sending' by a crashed leader are handed back at once instead of after their lease.
+ */
+export async function reclaimOrphanedLeases(db: Knex, t: StateTables, now = Date.now()): Promise<number> {
+  return db(t.syncRecords)
+    .where({ status: OP_STATUS.SENDING })
+    .update({ status: OP_STATUS.PENDING, lease_owner: null, lease_until: null, next_attempt_at: now, updated_at: now });
+}

@@ -1,0 +1,57 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { DateTime } from 'luxon';
+import YAML from 'yaml';
+import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
+import { activeInLedger, diffLedger, expectedFromSource, prepareSample } from './helpers/pipeline.js';
+import { CLI, runCli } from './helpers/cli.js';
+import { startEmulator, type Emulator } from '../src/emulator/index.js';
+
+describe('backfill killed mid-run and run again', () => {
+  let db: TestDatabase;
+  let emu: Emulator;
+  beforeAll(async () => {
+    db = await createTestDatabase('sqlite', 'resume');
+    await prepareSample(db, { employees: 10, leaves: 40, overtime: 10, trips: 5, outs: 10, seed: 17, startDate: '2026-03-02', days: 20, now: DateTime.utc().minus({ hours: 1 }) });
+    emu = await startEmulator({ strict: true, latencyMs: 60 });
+  });
+  afterAll(async () => {
+    await emu?.close();
+    await db?.drop();
+  });
+
+  it('continues without duplicates', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'resume-'));
+    const raw = YAML.parse(fs.readFileSync('config/attendance-sync.example.sqlite.yaml', 'utf8'));
+    raw.feishu.concurrency = 2;
+    raw.sync.lock_lease_seconds = 5;
+    raw.log = { level: 'info', format: 'json' };
+    const cfg = path.join(dir, 'c.yaml');
+    fs.writeFileSync(cfg, YAML.stringify(raw));
+    const env = { SOURCE_DATABASE_URL: db.url, FEISHU_BASE_URL: emu.url, FEISHU_APP_ID: emu.appId, FEISHU_APP_SECRET: emu.appSecret };
+
+    const child = spawn(process.execPath, [CLI, '--config', cfg, 'backfill', '--from', '2026-03-01', '--to', '2026-03-31'], {
+      env: { PATH: process.env.PATH, TZ: 'UTC', ...env },
+      stdio: 'ignore',
+    });
+    const exited = new Promise((r) => child.on('exit', r));
+    const end = Date.now() + 30_000;
+    while (Date.now() < end && emu.ledger().length < 10) await new Promise((r) => setTimeout(r, 20));
+    child.kill('SIGKILL');
+    await exited;
+    const partial = emu.ledger().length;
+    expect(partial).toBeGreaterThanOrEqual(10);
+    const expected = await expectedFromSource(db.db);
+    expect(partial).toBeLessThan(Object.values(expected).flat().length);
+
+    // The killed process's SQLite lease runs out; then the same command finishes the job.
+    await new Promise((r) => setTimeout(r, 5_500));
+    const again = await runCli(['--config', cfg, 'backfill', '--from', '2026-03-01', '--to', '2026-03-31'], { env, timeoutMs: 60_000 });
+    expect(again.code).toBe(0);
+    expect(diffLedger(expected, activeInLedger(emu.ledger()))).toEqual({ missing: 0, duplicated: 0, unexpected: 0 });
+    const keys = emu.ledger().map((e) => e.idempotentId);
+    expect(new Set(keys).size).toBe(keys.length);
+  }, 90_000);
+});
