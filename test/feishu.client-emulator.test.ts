@@ -1,0 +1,142 @@
+import { FeishuClient } from '../src/feishu/client.js';
+import { isFeishuError } from '../src/feishu/errors.js';
+import { startEmulator, type Emulator } from '../src/emulator/index.js';
+
+let seq = 0;
+function approval(userId = 'u1') {
+  seq++;
+  return {
+    user_id: userId,
+    date: '20260302',
+    leaves: [
+      {
+        uniq_id: 'ANNUAL',
+        unit: 1,
+        interval: 28800,
+        start_time: '2026-03-02 09:00:00',
+        end_time: '2026-03-02 18:00:00',
+        i18n_names: { ch: '年假' },
+        default_locale: 'ch',
+        reason: '测试',
+        idempotent_id: `c-${process.pid}-${seq}`,
+      },
+    ],
+  } as const;
+}
+
+function client(emu: Emulator, o: Partial<ConstructorParameters<typeof FeishuClient>[0]> = {}) {
+  return new FeishuClient({ baseUrl: emu.url, appId: emu.appId, appSecret: emu.appSecret, timeoutMs: 2_000, backoffBaseMs: 10, backoffCapMs: 100, ...o });
+}
+
+describe('Feishu client against the emulator (real HTTP)', () => {
+  let emu: Emulator;
+  beforeAll(async () => {
+    emu = await startEmulator({ strict: true, rateLimit: 1000 });
+  });
+  afterAll(async () => emu.close());
+  beforeEach(() => {
+    emu.reset();
+    emu.setOptions({ faults: {}, rateLimit: 1000, duplicateIdempotentId: 'conflict', clock: () => Date.now(), tokenTtlSeconds: 7200 });
+  });
+
+  it('200 concurrent calls with an empty cache fetch the token once', async () => {
+    const c = client(emu, { rateLimit: 1000 });
+    await Promise.all(Array.from({ length: 200 }, () => c.createUserApproval('employee_id', approval())));
+    expect(emu.stats().tokenFetches).toBe(1);
+    expect(emu.ledger()).toHaveLength(200);
+  });
+
+  it('a token expiring mid-run is refreshed without a failed call', async () => {
+    let now = Date.now();
+    emu.setOptions({ clock: () => now });
+    const c = client(emu, { rateLimit: 1000, clock: { now: () => now } });
+    for (let i = 0; i < 5; i++) await c.createUserApproval('employee_id', approval());
+    now += 2 * 3600 * 1000 + 1000; // the token has expired on the server
+    for (let i = 0; i < 5; i++) await c.createUserApproval('employee_id', approval());
+    expect(emu.ledger()).toHaveLength(10);
+    expect(c.stats().tokenFetches).toBe(2); // once at the start, once after expiry
+    expect(emu.stats().tokensIssued).toBeGreaterThanOrEqual(1);
+    expect(c.stats().failures).toBe(0);
+  });
+
+  it('500 calls at the limit of 50/s: zero 429s, no second of the server holds more than 50', async () => {
+    emu.setOptions({ rateLimit: 50 });
+    const c = client(emu, { rateLimit: 50 });
+    const started = Date.now();
+    await Promise.all(Array.from({ length: 500 }, () => c.createUserApproval('employee_id', approval())));
+    const seconds = (Date.now() - started) / 1000;
+    expect(emu.stats().rateLimited).toBe(0);
+    expect(emu.stats().busiestSecond).toBeLessThanOrEqual(50);
+    expect(emu.ledger()).toHaveLength(500);
+    expect(500 / seconds).toBeGreaterThan(40);
+  }, 30_000);
+
+  it.each([
+    ['5xx', { '5xx': 1 }, 'transient'],
+    ['502 without JSON', { '502': 1 }, 'transient'],
+    ['dropped connection', { drop: 1 }, 'ambiguous'],
+    ['no row affected', { 'no-row-affected': 1 }, 'transient'],
+    ['quota', { quota: 1 }, 'quota'],
+  ] as const)('a persistent %s ends in a correctly classified failure', async (_name, faults, category) => {
+    emu.setOptions({ faults: { ...faults } });
+    const c = client(emu, { maxAttempts: 2 });
+    const err = await c.createUserApproval('employee_id', approval()).catch((e: unknown) => e);
+    expect(isFeishuError(err)).toBe(true);
+    if (isFeishuError(err)) {
+      expect([category, 'transient', 'ambiguous']).toContain(err.category);
+      if (category === 'quota') expect(err.category).toBe('quota');
+      expect(JSON.stringify(err)).not.toContain(emu.appSecret);
+    }
+  });
+
+  it('occasional faults of every kind end in success', async () => {
+    emu.setOptions({ faults: { '5xx': 0.05, '502': 0.05, drop: 0.05, '429': 0.05, 'no-row-affected': 0.05, 'stored-then-failed': 0.05 }, seed: 3 });
+    const c = client(emu, { maxAttempts: 8 });
+    const results = await Promise.all(Array.from({ length: 60 }, () => c.createUserApproval('employee_id', approval())));
+    expect(results.every((r) => /^\d{19}$/.test(r.approvalId))).toBe(true);
+    expect(emu.ledger()).toHaveLength(60);
+    expect(new Set(emu.ledger().map((e) => e.idempotentId)).size).toBe(60);
+  });
+
+  it.each(['conflict', 'replay'] as const)('stored-then-failed, then the retry: one ledger entry and its approval_id (%s)', async (mode) => {
+    emu.setOptions({ duplicateIdempotentId: mode, faults: { 'stored-then-failed': 1 } });
+    const c = client(emu, { maxAttempts: 4 });
+    const a = approval();
+    const pending = c.createUserApproval('employee_id', a);
+    // after the first (stored, then failed) attempt, let the retries through
+    await new Promise((r) => setTimeout(r, 5));
+    emu.setOptions({ faults: {} });
+    const res = await pending;
+    expect(emu.ledger()).toHaveLength(1);
+    expect(res.approvalId).toBe(emu.ledger()[0]!.approvalId);
+  });
+
+  it('permanent errors are not retried; an unknown user is classified', async () => {
+    emu.setOptions({ users: ['someone-else'] });
+    const c = client(emu);
+    const before = emu.stats().calls.create;
+    const err = await c.createUserApproval('employee_id', approval('ghost')).catch((e: unknown) => e);
+    expect(isFeishuError(err) && err.feishuCode).toBe(1220004);
+    expect(isFeishuError(err) && err.retryable).toBe(false);
+    expect(emu.stats().calls.create - before).toBe(1);
+    emu.setOptions({ users: null });
+  });
+
+  it('a wrong secret is a non-retryable auth error that never shows the secret', async () => {
+    const c = new FeishuClient({ baseUrl: emu.url, appId: emu.appId, appSecret: 'Wrong-Secret-123456', timeoutMs: 2_000 });
+    const err = await c.createUserApproval('employee_id', approval()).catch((e: unknown) => e);
+    expect(isFeishuError(err)).toBe(true);
+    expect(isFeishuError(err) && err.retryable).toBe(false);
+    expect(String((err as Error).message) + JSON.stringify(err)).not.toContain('Wrong-Secret-123456');
+  });
+
+  it('revoke: status 4 in the emulator; a second revoke is treated as done after a lookup', async () => {
+    const c = client(emu);
+    const a = approval();
+    const { approvalId } = await c.createUserApproval('employee_id', a);
+    await c.revokeApproval(approvalId, 'leave', { lookup: { employeeType: 'employee_id', userId: a.user_id, date: a.date, startTime: a.leaves[0].start_time, endTime: a.leaves[0].end_time } });
+    expect(emu.ledger()[0]!.status).toBe(4);
+    const again = await c.revokeApproval(approvalId, 'leave', { lookup: { employeeType: 'employee_id', userId: a.user_id, date: a.date, startTime: a.leaves[0].start_time, endTime: a.leaves[0].end_time } });
+    expect(again.alreadyRevoked).toBe(true);
+  });
+});
