@@ -6,13 +6,14 @@ import { FeishuHttp, systemClock, type Clock } from './http.js';
 import { RateLimiter } from './limiter.js';
 import { lookupWindows } from './lookup.js';
 import { retryLoop, RetryPolicy, type RetryEvent, type TransientDecision } from './retry.js';
+import type { EmployeeType, QueryUserApprovalsBody } from './schema.js';
 import { TokenProvider } from './token.js';
 
 export const CREATE_PATH = '/open-apis/attendance/v1/user_approvals';
 export const QUERY_PATH = '/open-apis/attendance/v1/user_approvals/query';
 export const PROCESS_PATH = '/open-apis/attendance/v1/approval_infos/process';
 
-export type EmployeeType = 'employee_id' | 'employee_no' | 'open_id';
+export type { EmployeeType };
 
 /** The fields of an approval item the client itself reads; the rest passes through untouched. */
 interface ItemFields {
@@ -22,7 +23,10 @@ interface ItemFields {
   end_time?: string | undefined;
 }
 
-/** A `user_approval` with exactly one item in one of its four arrays (§7.6). */
+/**
+ * A `user_approval` with exactly one item in one of its four arrays (§7.6). Structural, so
+ * that schema.ts's validated `UserApproval` and stored payloads both fit.
+ */
 export interface UserApprovalInput {
   user_id: string;
   date: string;
@@ -32,13 +36,7 @@ export interface UserApprovalInput {
   trips?: readonly ItemFields[] | undefined;
 }
 
-export interface QueryUserApprovalsInput {
-  user_ids: string[];
-  check_date_from: number;
-  check_date_to: number;
-  check_date_type?: 'PeriodTime' | 'CreateTime' | 'UpdateTime';
-  status?: 0 | 1 | 2 | 3 | 4;
-}
+export type QueryUserApprovalsInput = QueryUserApprovalsBody;
 
 export interface QueriedUserApproval {
   user_id: string;
