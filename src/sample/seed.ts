@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { DateTime } from 'luxon';
+import { seededRandom } from '../random.js';
 
 /** Leave types of the sample schema (code → names, unit). */
 export const SAMPLE_LEAVE_TYPES = Object.freeze([
@@ -15,17 +16,6 @@ const LEAVE_REASONS = ['回老家探亲', '身体不适，去医院', '孩子生
 const OT_REASONS = ['推进项目进度', '版本上线', '客户紧急需求', null];
 const TRIP_REASONS = ['客户现场支持', '参加行业会议', '培训', '供应商审核'];
 const OUT_REASONS = ['拜访客户', '去银行办理业务', '去税务局'];
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Zone-less timestamp text, microseconds always written so text columns sort correctly. */
 export function sqlTime(dt: DateTime): string {
@@ -70,7 +60,7 @@ async function insertBatched(db: Knex, table: string, count: number, make: (i: n
  * batch by batch, so a million rows need no more memory than a thousand.
  */
 export async function seedSample(db: Knex, o: SeedOptions = {}): Promise<SeedResult> {
-  const r = rng(o.seed ?? 7);
+  const r = seededRandom(o.seed ?? 7);
   const employees = o.employees ?? 20;
   const days = o.days ?? 60;
   const start = DateTime.fromISO(o.startDate ?? '2026-03-02', { zone: 'UTC' });
