@@ -273,9 +273,15 @@ export const configSchema = z
       .strictObject({
         enabled: z.boolean().default(false).describe('serve /metrics (Prometheus) and /healthz'),
         host: z.string().default('127.0.0.1').describe('listen address'),
-        port: z.number().int().min(0).max(65535).default(9464).describe('listen port'),
+        port: z.number().int().min(0).max(65535).default(9464).describe('listen port (0: any free port, logged at start)'),
+        stale_after_seconds: z
+          .number()
+          .int()
+          .min(10)
+          .default(900)
+          .describe('/healthz turns unhealthy when the leader has had no successful cycle for this long (make it several schedule intervals)'),
       })
-      .default({ enabled: false, host: '127.0.0.1', port: 9464 })
+      .default({ enabled: false, host: '127.0.0.1', port: 9464, stale_after_seconds: 900 })
       .describe('metrics and health endpoint'),
     kinds: z
       .strictObject({

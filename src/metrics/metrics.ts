@@ -80,6 +80,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly stageSeconds = new client.Counter({
+    name: 'attendance_sync_stage_seconds_total',
+    help: 'Time spent per pipeline stage (extract, map, plan, send)',
+    labelNames: ['stage'] as const,
+    registers: [this.registry],
+  });
+
   readonly leader = new client.Gauge({
     name: 'attendance_sync_leader',
     help: '1 while this process holds the leader lock',
@@ -87,13 +94,52 @@ export class Metrics {
   });
 
   constructor() {
-    client.collectDefaultMetrics({ register: this.registry, prefix: 'attendance_sync_process_' });
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'attendance_sync_' });
   }
 }
 
 export interface Health {
   ok: boolean;
   [key: string]: unknown;
+}
+
+/** What `/healthz` judges: the worker's role and the last cycles it ran. */
+export interface HealthInput {
+  readonly state: string;
+  readonly startedAt: number;
+  /** End of the last cycle that ran without a failure or a halt (null: none yet). */
+  readonly lastGoodCycleAt: number | null;
+  /** The last cycle's outcome and error (null: none yet). */
+  readonly lastCycle: { readonly at: number; readonly outcome: string; readonly halted: number; readonly error?: string | undefined } | null;
+  readonly staleAfterMs: number;
+  readonly now?: number;
+}
+
+/**
+ * Healthy when this process is a standby waiting for the lock, or the leader whose last cycle
+ * went through (no database or Feishu failure, sending not halted by an auth or quota error)
+ * and whose last good cycle is more recent than `staleAfterMs` (a fresh leader gets that long
+ * for its first). Records Feishu refused one by one (`failed`, `dead`) do not make the process
+ * unhealthy: they are data problems, visible in `status` and the records metric.
+ */
+export function judgeHealth(h: HealthInput): Health {
+  const now = h.now ?? Date.now();
+  const reasons: string[] = [];
+  if (h.state === 'leader') {
+    const since = h.lastGoodCycleAt ?? h.startedAt;
+    if (now - since > h.staleAfterMs) reasons.push(`no successful cycle for ${Math.round((now - since) / 1000)} s`);
+    if (h.lastCycle?.outcome === 'failed') reasons.push(`last cycle failed: ${h.lastCycle.error ?? 'unknown error'}`);
+    if (h.lastCycle && h.lastCycle.halted > 0) reasons.push('sending halted (Feishu auth or quota error)');
+  } else if (h.state !== 'waiting' && h.state !== 'starting') {
+    reasons.push(`worker is ${h.state}`);
+  }
+  return {
+    ok: reasons.length === 0,
+    state: h.state,
+    lastGoodCycleAt: h.lastGoodCycleAt === null ? null : new Date(h.lastGoodCycleAt).toISOString(),
+    lastCycle: h.lastCycle ? { ...h.lastCycle, at: new Date(h.lastCycle.at).toISOString() } : null,
+    ...(reasons.length > 0 ? { reasons } : {}),
+  };
 }
 
 /**

@@ -29,6 +29,29 @@ export interface PipelineDeps {
   readonly metrics?: Metrics | undefined;
 }
 
+/** Where a cycle's time went, in ms: reading the source, mapping rows, planning (state DB), sending. */
+export interface StageTimings {
+  extractMs: number;
+  mapMs: number;
+  planMs: number;
+  sendMs: number;
+}
+
+export function emptyTimings(): StageTimings {
+  return { extractMs: 0, mapMs: 0, planMs: 0, sendMs: 0 };
+}
+
+/** What the Feishu client did during one cycle. */
+export interface ClientFigures {
+  /** Operations asked of Feishu (create, revoke, lookup). */
+  readonly calls: number;
+  /** HTTP requests they took, retries included. */
+  readonly requests: number;
+  readonly rateLimited: number;
+  readonly retries: number;
+  readonly limiterWaitMs: number;
+}
+
 export interface CycleResult {
   readonly outcome: 'ok' | 'failed' | 'partial';
   readonly kinds: Partial<Record<Kind, PlanCounts>>;
@@ -36,6 +59,12 @@ export interface CycleResult {
   readonly send: SendCounts;
   readonly outboxDepth: number;
   readonly durationMs: number;
+  readonly timings: StageTimings;
+  readonly client: ClientFigures;
+  /** Age of the oldest operation still waiting, in seconds (0 when none). */
+  readonly oldestPendingSeconds: number;
+  /** Now minus each timestamp watermark, in seconds: how far behind the newest change seen is. */
+  readonly watermarkLagSeconds: Partial<Record<Kind, number>>;
   readonly error?: string;
 }
 
@@ -43,16 +72,40 @@ function planDeps(deps: PipelineDeps) {
   return { state: deps.state, t: deps.t, namespace: deps.config.sync.namespace, logger: deps.logger };
 }
 
-const lastClientStats = new WeakMap<FeishuClient, { rateLimited: number; retries: number; limiterWaitMs: number }>();
-
-/** Feed the client's running totals into the metrics as increments since the last cycle. */
-function recordClientStats(client: FeishuClient, metrics: Metrics): void {
+function clientTotals(client: FeishuClient): ClientFigures {
   const s = client.stats();
-  const prev = lastClientStats.get(client) ?? { rateLimited: 0, retries: 0, limiterWaitMs: 0 };
-  metrics.rateLimited.inc(Math.max(0, s.rateLimited - prev.rateLimited));
-  metrics.retries.inc(Math.max(0, s.retries - prev.retries));
-  metrics.limiterWait.inc(Math.max(0, s.limiterWaitMs - prev.limiterWaitMs) / 1000);
-  lastClientStats.set(client, { rateLimited: s.rateLimited, retries: s.retries, limiterWaitMs: s.limiterWaitMs });
+  return { calls: s.calls, requests: s.requests, rateLimited: s.rateLimited, retries: s.retries, limiterWaitMs: s.limiterWaitMs };
+}
+
+function clientDelta(now: ClientFigures, before: ClientFigures): ClientFigures {
+  return {
+    calls: Math.max(0, now.calls - before.calls),
+    requests: Math.max(0, now.requests - before.requests),
+    rateLimited: Math.max(0, now.rateLimited - before.rateLimited),
+    retries: Math.max(0, now.retries - before.retries),
+    limiterWaitMs: Math.max(0, now.limiterWaitMs - before.limiterWaitMs),
+  };
+}
+
+/** Seconds from a timestamp watermark to now; null for id cursors and values that are not times. */
+export function watermarkLagSeconds(cursorValue: string | null, zone: string, now = Date.now()): number | null {
+  if (cursorValue === null || /^-?\d+$/.test(cursorValue)) return null;
+  const text = cursorValue.trim();
+  let dt = DateTime.fromSQL(text, { zone });
+  if (!dt.isValid) dt = DateTime.fromISO(text, { zone });
+  if (!dt.isValid) return null;
+  return Math.max(0, Math.round((now - dt.toMillis()) / 1000));
+}
+
+async function watermarkLags(deps: PipelineDeps): Promise<Partial<Record<Kind, number>>> {
+  const out: Partial<Record<Kind, number>> = {};
+  for (const [kind, cfg] of enabledKinds(deps.config)) {
+    if (cfg.cursor.mode === 'id') continue;
+    const wm = await getWatermark(deps.state, deps.t, kind);
+    const lag = watermarkLagSeconds(wm?.cursorValue ?? null, cfg.time_zone ?? deps.config.source.time_zone);
+    if (lag !== null) out[kind] = lag;
+  }
+  return out;
 }
 
 export function enabledKinds(config: ResolvedConfig): Array<[Kind, AnyKindConfig]> {
@@ -86,15 +139,29 @@ export function sender(deps: PipelineDeps): Sender {
 }
 
 /** Read everything changed since the watermark, map it, plan it; the watermark moves page by page. */
-async function extractKind(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig, signal?: AbortSignal): Promise<PlanCounts> {
+async function extractKind(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig, timings: StageTimings, signal?: AbortSignal): Promise<PlanCounts> {
   const total = emptyPlanCounts();
   const wm = await getWatermark(deps.state, deps.t, kind);
   let position: Cursor | null = wm && (wm.cursorValue !== null || wm.cursorKey !== null) ? { value: wm.cursorValue, key: wm.cursorKey } : null;
-  for await (const page of iterateChanged(deps.source, cfg, position, { pageSize: deps.config.sync.page_size, lookbackSeconds: deps.config.sync.lookback_seconds })) {
-    if (signal?.aborted) break;
+  const pages = iterateChanged(deps.source, cfg, position, { pageSize: deps.config.sync.page_size, lookbackSeconds: deps.config.sync.lookback_seconds });
+  for (;;) {
+    let t0 = performance.now();
+    const step = await pages.next();
+    timings.extractMs += performance.now() - t0;
+    if (step.done) break;
+    const page = step.value;
+    if (signal?.aborted) {
+      await pages.return(undefined);
+      break;
+    }
     // Lookback pages re-read rows behind the watermark: it only ever moves forward.
     const next = page.last && (!position || compareCursors(page.last, position) > 0) ? page.last : null;
-    addCounts(total, await planRows(planDeps(deps), kind, mapRows(deps, kind, cfg, page.rows), { watermark: next }));
+    t0 = performance.now();
+    const mapped = mapRows(deps, kind, cfg, page.rows);
+    timings.mapMs += performance.now() - t0;
+    t0 = performance.now();
+    addCounts(total, await planRows(planDeps(deps), kind, mapped, { watermark: next }));
+    timings.planMs += performance.now() - t0;
     if (next) position = next;
   }
   return total;
@@ -151,6 +218,8 @@ export function rescanWindow(config: ResolvedConfig, now = DateTime.now()): { fr
 export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal; rescan?: boolean; send?: boolean } = {}): Promise<CycleResult> {
   const started = Date.now();
   const runId = await startRun(deps.state, deps.t, { type: 'cycle', host: os.hostname(), pid: process.pid, now: started });
+  const clientBefore = clientTotals(deps.client);
+  const timings = emptyTimings();
   const kinds: Partial<Record<Kind, PlanCounts>> = {};
   const plan = emptyPlanCounts();
   let send: SendCounts = { sent: 0, retried: 0, failed: 0, dead: 0, halted: 0 };
@@ -158,7 +227,7 @@ export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal;
   try {
     for (const [kind, cfg] of enabledKinds(deps.config)) {
       if (opts.signal?.aborted) break;
-      const counts = await extractKind(deps, kind, cfg, opts.signal);
+      const counts = await extractKind(deps, kind, cfg, timings, opts.signal);
       if (opts.rescan && deps.config.sync.rescan_window_days > 0) {
         addCounts(counts, await rescanKind(deps, kind, cfg, rescanWindow(deps.config), { signal: opts.signal }));
         await setLastRescan(deps.state, deps.t, kind, Date.now());
@@ -167,24 +236,49 @@ export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal;
       addCounts(plan, counts);
       for (const [outcome, n] of Object.entries(counts)) if (outcome !== 'read') deps.metrics?.records.inc({ kind, outcome }, n);
     }
-    if (opts.send !== false && !opts.signal?.aborted) send = await sender(deps).drain(opts.signal);
+    if (opts.send !== false && !opts.signal?.aborted) {
+      const t0 = performance.now();
+      send = await sender(deps).drain(opts.signal);
+      timings.sendMs += performance.now() - t0;
+    }
   } catch (err) {
     error = describeError(err);
   }
   const depth = await outboxDepth(deps.state, deps.t).catch(() => -1);
   const outcome: CycleResult['outcome'] = error ? 'failed' : send.failed + send.dead + send.halted > 0 ? 'partial' : 'ok';
+  const oldest = await oldestPending(deps.state, deps.t).catch(() => null);
+  const oldestPendingSeconds = oldest ? Math.max(0, Math.round((Date.now() - oldest.createdAt) / 1000)) : 0;
+  const lags = await watermarkLags(deps).catch(() => ({}) as Partial<Record<Kind, number>>);
+  const client = clientDelta(clientTotals(deps.client), clientBefore);
+  for (const k of Object.keys(timings) as Array<keyof StageTimings>) timings[k] = Math.round(timings[k]);
   const durationMs = Date.now() - started;
-  await finishRun(deps.state, deps.t, runId, { outcome, counts: { ...plan, ...send, outboxDepth: depth, kinds }, error: error ?? null }).catch(() => undefined);
+  await finishRun(deps.state, deps.t, runId, { outcome, counts: { ...plan, ...send, outboxDepth: depth, kinds, timings }, error: error ?? null }).catch(() => undefined);
   if (deps.metrics) {
-    deps.metrics.outboxDepth.set(Math.max(0, depth));
-    deps.metrics.cycleDuration.observe(durationMs / 1000);
-    const oldest = await oldestPending(deps.state, deps.t).catch(() => null);
-    deps.metrics.oldestPendingAge.set(oldest ? (Date.now() - oldest.createdAt) / 1000 : 0);
-    if (outcome === 'ok') deps.metrics.lastSuccess.set(Date.now() / 1000);
-    recordClientStats(deps.client, deps.metrics);
+    const m = deps.metrics;
+    m.outboxDepth.set(Math.max(0, depth));
+    m.cycleDuration.observe(durationMs / 1000);
+    m.oldestPendingAge.set(oldestPendingSeconds);
+    for (const [kind, lag] of Object.entries(lags)) m.watermarkLag.set({ kind }, lag);
+    if (outcome === 'ok') m.lastSuccess.set(Date.now() / 1000);
+    m.rateLimited.inc(client.rateLimited);
+    m.retries.inc(client.retries);
+    m.limiterWait.inc(client.limiterWaitMs / 1000);
+    for (const [stage, ms] of Object.entries(timings)) m.stageSeconds.inc({ stage: stage.replace(/Ms$/, '') }, ms / 1000);
   }
-  const line = { outcome, durationMs, ...plan, ...send, outboxDepth: depth, kinds, ...(error ? { error } : {}) };
+  const line = {
+    outcome,
+    durationMs,
+    ...plan,
+    ...send,
+    outboxDepth: depth,
+    oldestPendingSeconds,
+    watermarkLagSeconds: lags,
+    feishu: client,
+    timings,
+    kinds,
+    ...(error ? { error } : {}),
+  };
   if (error) deps.logger.error('cycle finished', line);
   else deps.logger.info('cycle finished', line);
-  return { outcome, kinds, plan, send, outboxDepth: depth, durationMs, ...(error ? { error } : {}) };
+  return { outcome, kinds, plan, send, outboxDepth: depth, durationMs, timings, client, oldestPendingSeconds, watermarkLagSeconds: lags, ...(error ? { error } : {}) };
 }

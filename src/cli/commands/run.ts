@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { runCycle } from '../../pipeline/cycle.js';
 import { openPipeline } from '../../pipeline/worker.js';
 import { Daemon } from '../../worker/daemon.js';
-import { Metrics, startMetricsServer } from '../../metrics/metrics.js';
+import { judgeHealth, Metrics, startMetricsServer, type HealthInput } from '../../metrics/metrics.js';
 import { loadContext } from '../context.js';
 
 export function register(program: Command): void {
@@ -13,9 +13,16 @@ export function register(program: Command): void {
       const { config, logger } = loadContext(cmd);
       const metrics = config.metrics.enabled ? new Metrics() : undefined;
       const p = await openPipeline(config, logger, metrics ? { metrics } : {});
+      const startedAt = Date.now();
+      let lastCycle: HealthInput['lastCycle'] = null;
+      let lastGoodCycleAt: number | null = null;
       const daemon = new Daemon({
         lock: p.lock,
-        runCycle: (signal, o) => runCycle(p.deps, { signal, rescan: o.rescan }),
+        runCycle: async (signal, o) => {
+          const r = await runCycle(p.deps, { signal, rescan: o.rescan });
+          lastCycle = { at: Date.now(), outcome: r.outcome, halted: r.send.halted, error: r.error };
+          if (r.outcome !== 'failed' && r.send.halted === 0) lastGoodCycleAt = lastCycle.at;
+        },
         schedule: config.sync.schedule,
         rescanSchedule: config.sync.rescan_window_days > 0 ? config.sync.rescan_schedule : null,
         leaseMs: config.sync.lock_lease_seconds * 1000,
@@ -29,10 +36,10 @@ export function register(program: Command): void {
             metrics,
             health: () => {
               const s = daemon.status;
-              const maxAgeMs = 3 * 60_000 + config.sync.lock_lease_seconds * 1000;
-              const recent = s.lastCycleOk !== null && Date.now() - s.lastCycleOk < maxAgeMs;
               metrics.leader.set(s.state === 'leader' ? 1 : 0);
-              return { ok: s.state === 'waiting' || (s.state === 'leader' && (recent || s.lastCycleOk === null) && !s.lastCycleError), ...s };
+              // A cycle that threw (rather than returning a failed outcome) counts as failed too.
+              const last = s.lastCycleError && (!lastCycle || (s.lastCycleOk ?? 0) < lastCycle.at) ? { at: Date.now(), outcome: 'failed', halted: 0, error: s.lastCycleError } : lastCycle;
+              return judgeHealth({ state: s.state, startedAt, lastGoodCycleAt, lastCycle: last, staleAfterMs: config.metrics.stale_after_seconds * 1000 });
             },
           })
         : undefined;
