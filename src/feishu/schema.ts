@@ -188,16 +188,20 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 
 export type ValidationResult<T> = { ok: true; value: T } | { ok: false; violations: FieldViolation[] };
 
+// Built once per reading of the uniq_id rule: building a zod schema costs far more than using it.
+const bodySchemas = { strict: createUserApprovalBodySchema({ strict: true }), lenient: createUserApprovalBodySchema({ strict: false }) };
+const approvalSchemas = { strict: userApprovalSchema({ strict: true }), lenient: userApprovalSchema({ strict: false }) };
+
 /** Validate a create body; every problem is reported with the field's full path. */
 export function validateCreateBody(body: unknown, opts: SchemaOptions): ValidationResult<CreateUserApprovalBody> {
-  const r = createUserApprovalBodySchema(opts).safeParse(body);
+  const r = bodySchemas[opts.strict ? 'strict' : 'lenient'].safeParse(body);
   if (r.success) return { ok: true, value: r.data };
   return { ok: false, violations: r.error.issues.map((i) => ({ field: fieldPath(i.path) || '(body)', description: describeIssue(i) })) };
 }
 
 /** Validate one `user_approval` object (the mapper's check before sending). */
 export function validateUserApproval(ua: unknown, opts: SchemaOptions): ValidationResult<UserApproval> {
-  const r = userApprovalSchema(opts).safeParse(ua);
+  const r = approvalSchemas[opts.strict ? 'strict' : 'lenient'].safeParse(ua);
   if (r.success) return { ok: true, value: r.data };
   return { ok: false, violations: r.error.issues.map((i) => ({ field: fieldPath(i.path) || '(user_approval)', description: describeIssue(i) })) };
 }

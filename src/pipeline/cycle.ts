@@ -139,11 +139,47 @@ export function sender(deps: PipelineDeps): Sender {
 }
 
 /** Read everything changed since the watermark, map it, plan it; the watermark moves page by page. */
+/**
+ * When the lookback window behind a watermark has been re-read for the last time.
+ *
+ * The window exists for transactions that commit late: a row whose updated_at is at or
+ * below the watermark but which was not visible yet when the watermark was read. Such a
+ * transaction commits within `lookback` of its updated_at, so once a re-read has started
+ * more than twice the lookback after this process first saw the watermark (the second
+ * lookback is the margin for clock skew between the source database and this host), no row
+ * can still appear in the window, and idle polls stop re-reading it: after a bulk update of
+ * a million rows they would otherwise read all of them on every poll. A moved watermark, or
+ * a restart (the state is in memory), starts the rule afresh, so correctness never depends on it.
+ */
+interface LookbackState {
+  value: string | null;
+  key: string | null;
+  since: number;
+  settled: boolean;
+}
+
+const lookbackStates = new WeakMap<PipelineDeps, Map<Kind, LookbackState>>();
+
+function lookbackStatesOf(deps: PipelineDeps): Map<Kind, LookbackState> {
+  let m = lookbackStates.get(deps);
+  if (!m) lookbackStates.set(deps, (m = new Map()));
+  return m;
+}
+
 async function extractKind(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig, timings: StageTimings, signal?: AbortSignal): Promise<PlanCounts> {
   const total = emptyPlanCounts();
   const wm = await getWatermark(deps.state, deps.t, kind);
   let position: Cursor | null = wm && (wm.cursorValue !== null || wm.cursorKey !== null) ? { value: wm.cursorValue, key: wm.cursorKey } : null;
-  const pages = iterateChanged(deps.source, cfg, position, { pageSize: deps.config.sync.page_size, lookbackSeconds: deps.config.sync.lookback_seconds });
+  const states = lookbackStatesOf(deps);
+  const lookbackMs = deps.config.sync.lookback_seconds * 1000;
+  const readStarted = Date.now();
+  let ls = states.get(kind);
+  if (!ls || ls.value !== (position?.value ?? null) || ls.key !== (position?.key ?? null)) {
+    ls = { value: position?.value ?? null, key: position?.key ?? null, since: readStarted, settled: false };
+    states.set(kind, ls);
+  }
+  const lookbackSeconds = ls.settled ? 0 : deps.config.sync.lookback_seconds;
+  const pages = iterateChanged(deps.source, cfg, position, { pageSize: deps.config.sync.page_size, lookbackSeconds });
   for (;;) {
     let t0 = performance.now();
     const step = await pages.next();
@@ -164,6 +200,8 @@ async function extractKind(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig, t
     timings.planMs += performance.now() - t0;
     if (next) position = next;
   }
+  // Only a complete read counts towards settling the window.
+  if (!signal?.aborted && (position?.value ?? null) === ls.value && (position?.key ?? null) === ls.key && readStarted > ls.since + 2 * lookbackMs) ls.settled = true;
   return total;
 }
 

@@ -60,12 +60,7 @@ export function compareCursors(a: Cursor, b: Cursor): number {
  * the backlog, keyset pages cost the same at any depth.
  * `inclusiveFrom` (with no key) reads `col >= value`: the lookback window's lower bound.
  */
-export async function readPage(
-  db: Knex,
-  cfg: AnyKindConfig,
-  after: Cursor | null,
-  opts: { pageSize: number; inclusiveFrom?: string | null },
-): Promise<Page> {
+export function pageQuery(db: Knex, cfg: AnyKindConfig, after: Cursor | null, opts: { pageSize: number; inclusiveFrom?: string | null }): Knex.QueryBuilder {
   const col = cursorColumn(cfg);
   const key = cfg.key;
   const idMode = cfg.cursor.mode === 'id';
@@ -83,7 +78,20 @@ export async function readPage(
     }
     q = q.orderBy([col, key]);
   }
-  const rows = (await q.limit(opts.pageSize)) as SourceRow[];
+  return q.limit(opts.pageSize);
+}
+
+/** Run one keyset page (see `pageQuery`) and note where it ended. */
+export async function readPage(
+  db: Knex,
+  cfg: AnyKindConfig,
+  after: Cursor | null,
+  opts: { pageSize: number; inclusiveFrom?: string | null },
+): Promise<Page> {
+  const col = cursorColumn(cfg);
+  const key = cfg.key;
+  const idMode = cfg.cursor.mode === 'id';
+  const rows = (await pageQuery(db, cfg, after, opts)) as SourceRow[];
   const lastRow = rows[rows.length - 1];
   const last = lastRow
     ? { value: idMode ? null : asCursorText(lastRow[col]), key: asCursorText(lastRow[key]) }

@@ -1,0 +1,364 @@
+/**
+ * `npm run bench`: the worker against the emulator (a separate process, so the figures are
+ * the worker's own) and the real databases. Prints one table with the targets beside the figures.
+ *
+ *   npm run bench                                 # everything, default sizes
+ *   npm run bench -- --only throughput,idle       # some sections
+ *   npm run bench -- --rss-sizes 100000 --backfill-employees 2000
+ *
+ * Sections: throughput (50/s limit, PostgreSQL), e2e (no limit, PostgreSQL and MariaDB, share
+ * of time per stage), rss (peak RSS draining a backlog, one child process per size), idle (an
+ * idle poll over a large source: EXPLAIN and time), backfill (one year for N employees
+ * against the floor set by 50 calls/s).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { DateTime } from 'luxon';
+import YAML from 'yaml';
+import { resolveConfig, type ResolvedConfig } from '../src/config/load.js';
+import { connect, type Knex } from '../src/db/connect.js';
+import { createLogger } from '../src/log/logger.js';
+import { runCycle, type CycleResult } from '../src/pipeline/cycle.js';
+import { openPipeline } from '../src/pipeline/worker.js';
+import { createSampleSchema, seedSample } from '../src/sample/index.js';
+import { migrateLatest } from '../src/state/migrate.js';
+import { iterateChanged, pageQuery } from '../src/source/extract.js';
+import type { AnyKindConfig } from '../src/config/schema.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const CLI = path.join(ROOT, 'dist/src/cli/index.js');
+const SELF = fileURLToPath(import.meta.url);
+const ADMIN = { pg: process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', mysql: process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test' } as const;
+type Dialect = keyof typeof ADMIN;
+
+// ---------------------------------------------------------------- infrastructure
+
+interface EmulatorProcess {
+  url: string;
+  child: ChildProcess;
+  stats(): Promise<{ calls: Record<string, number>; rateLimited: number; busiestSecond: number; created: number; duplicates: number }>;
+  close(): Promise<void>;
+}
+
+/** The emulator as a child process: its CPU is not the worker's. */
+async function startEmulatorProcess(rateLimit: number): Promise<EmulatorProcess> {
+  // BENCH_PROFILE=1 writes a CPU profile of the emulator too (node --cpu-prof, in the cwd).
+  const child = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof'] : []), CLI, 'emulator', '--port', '0', '--rate-limit', String(rateLimit), '--strict'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      text += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(text);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`emulator exited with ${code}`)));
+  });
+  return {
+    url,
+    child,
+    stats: async () => (await (await fetch(`${url}/_emulator/stats`)).json()) as never,
+    close: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+interface BenchDb {
+  url: string;
+  db: Knex;
+  drop(): Promise<void>;
+}
+
+async function createDb(dialect: Dialect, label: string): Promise<BenchDb> {
+  const name = `bench_${label}_${crypto.randomBytes(3).toString('hex')}`;
+  const admin = connect(ADMIN[dialect], { poolMax: 1 });
+  await admin.raw(dialect === 'pg' ? `CREATE DATABASE ${name}` : `CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4`);
+  await admin.destroy();
+  const u = new URL(ADMIN[dialect]);
+  u.pathname = `/${name}`;
+  const url = u.toString();
+  const db = connect(url, { poolMax: 4 });
+  return {
+    url,
+    db,
+    async drop() {
+      await db.destroy();
+      const a = connect(ADMIN[dialect], { poolMax: 1 });
+      await a.raw(dialect === 'pg' ? `DROP DATABASE IF EXISTS ${name} WITH (FORCE)` : `DROP DATABASE IF EXISTS \`${name}\``);
+      await a.destroy();
+    },
+  };
+}
+
+function benchConfig(url: string, emuUrl: string, tweak: (raw: any) => void = () => {}): ResolvedConfig {
+  const raw = YAML.parse(fs.readFileSync(path.join(ROOT, 'config/attendance-sync.example.postgres.yaml'), 'utf8'));
+  raw.log = { level: 'warn', format: 'json' };
+  raw.feishu.retry_base_ms = 50;
+  tweak(raw);
+  return resolveConfig(raw, { env: { SOURCE_DATABASE_URL: url, FEISHU_BASE_URL: emuUrl, FEISHU_APP_ID: 'cli_emulator', FEISHU_APP_SECRET: 'emulator-secret' } });
+}
+
+/** Records spread over four kinds in the sample's proportions; `now` in the sample's zone. */
+async function seed(db: Knex, records: number, o: { employees?: number; days?: number; startDate?: string; only?: 'leave' } = {}): Promise<void> {
+  await createSampleSchema(db);
+  const split = o.only === 'leave' ? { leaves: records, overtime: 0, trips: 0, outs: 0 } : { leaves: Math.round(records * 0.5), overtime: Math.round(records * 0.2), trips: Math.round(records * 0.1), outs: Math.round(records * 0.2) };
+  await seedSample(db, {
+    ...split,
+    employees: o.employees ?? 500,
+    days: o.days ?? 120,
+    startDate: o.startDate ?? '2026-03-02',
+    seed: 42,
+    approvedShare: 1,
+    batchSize: 1000,
+    now: DateTime.now().setZone('Asia/Shanghai').minus({ hours: 1 }),
+  });
+}
+
+async function cycleUntilDrained(cfg: ResolvedConfig): Promise<{ result: CycleResult; cycles: CycleResult[] }> {
+  const logger = createLogger({ level: 'warn', format: 'json' });
+  const p = await openPipeline(cfg, logger, { poolMax: 10 });
+  const cycles: CycleResult[] = [];
+  try {
+    if (!(await p.lock.tryAcquire())) throw new Error('lock held');
+    for (let i = 0; i < 10; i++) {
+      const r = await runCycle(p.deps);
+      cycles.push(r);
+      if (r.outboxDepth === 0) break;
+    }
+    await p.lock.release();
+  } finally {
+    await p.close();
+  }
+  return { result: cycles[0]!, cycles };
+}
+
+const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+const rows: Array<[string, string, string]> = [];
+function report(what: string, figure: string, target: string): void {
+  rows.push([what, figure, target]);
+  process.stderr.write(`  ${what}: ${figure}   (target ${target})\n`);
+}
+
+// ---------------------------------------------------------------- sections
+
+async function throughput(records: number): Promise<void> {
+  process.stderr.write(`throughput: ${records} records from PostgreSQL at the 50/s limit\n`);
+  const emu = await startEmulatorProcess(50);
+  const b = await createDb('pg', 'tput');
+  try {
+    await seed(b.db, records);
+    const cfg = benchConfig(b.url, emu.url, (raw) => {
+      raw.feishu.rate_limit = 50;
+      raw.feishu.concurrency = 16;
+    });
+    await migrateLatest(b.db, cfg.state.table_prefix);
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const { cycles } = await cycleUntilDrained(cfg);
+    const wall = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const s = await emu.stats();
+    const sendSeconds = cycles.reduce((a, c) => a + c.timings.sendMs, 0) / 1000;
+    const calls = s.calls.create ?? 0;
+    report('50/s limit: calls/s sustained while sending', `${fmt(calls / sendSeconds, 1)} (${fmt(calls)} creates in ${fmt(sendSeconds, 1)} s)`, '≥ 48');
+    report('50/s limit: HTTP 429 received', `${s.rateLimited} (busiest second at the emulator: ${s.busiestSecond})`, '0');
+    report('50/s limit: worker CPU, average of one core', `${fmt(((cpu.user + cpu.system) / 1e6 / wall) * 100, 1)} % over ${fmt(wall, 1)} s`, '< 5 %');
+  } finally {
+    await b.drop();
+    await emu.close();
+  }
+}
+
+async function endToEnd(dialect: Dialect, records: number): Promise<void> {
+  process.stderr.write(`e2e: ${records} records from ${dialect}, no API limit\n`);
+  const emu = await startEmulatorProcess(1_000_000);
+  const b = await createDb(dialect, 'e2e');
+  try {
+    await seed(b.db, records);
+    const cfg = benchConfig(b.url, emu.url, (raw) => {
+      raw.feishu.rate_limit = 1000;
+      raw.feishu.concurrency = 32;
+      raw.sync.page_size = 1000;
+    });
+    await migrateLatest(b.db, cfg.state.table_prefix);
+    const t0 = performance.now();
+    const { cycles } = await cycleUntilDrained(cfg);
+    const wall = (performance.now() - t0) / 1000;
+    const read = cycles.reduce((a, c) => a + c.plan.read, 0);
+    const t = { extract: 0, map: 0, plan: 0, send: 0 };
+    for (const c of cycles) {
+      t.extract += c.timings.extractMs;
+      t.map += c.timings.mapMs;
+      t.plan += c.timings.planMs;
+      t.send += c.timings.sendMs;
+    }
+    const sum = t.extract + t.map + t.plan + t.send || 1;
+    const share = `extract ${fmt((t.extract / sum) * 100)} %, map ${fmt((t.map / sum) * 100)} %, plan ${fmt((t.plan / sum) * 100)} %, send ${fmt((t.send / sum) * 100)} %`;
+    const label = dialect === 'pg' ? 'PostgreSQL' : 'MariaDB';
+    report(`no limit, ${label}: records/s end to end`, `${fmt(read / wall)} (${fmt(read)} in ${fmt(wall, 1)} s)`, '≥ 1,500');
+    report(`no limit, ${label}: share of time`, share, '—');
+    report(`no limit, ${label}: records/s read+map+plan only`, fmt(read / ((t.extract + t.map + t.plan) / 1000)), '—');
+  } finally {
+    await b.drop();
+    await emu.close();
+  }
+}
+
+/** Child process: drain the backlog in `url`, print the peak RSS. */
+async function rssChild(url: string, emuUrl: string): Promise<void> {
+  const cfg = benchConfig(url, emuUrl, (raw) => {
+    raw.feishu.rate_limit = 1000;
+    raw.feishu.concurrency = 32;
+    raw.sync.page_size = 1000;
+  });
+  const t0 = performance.now();
+  const { cycles } = await cycleUntilDrained(cfg);
+  const read = cycles.reduce((a, c) => a + c.plan.read, 0);
+  const sent = cycles.reduce((a, c) => a + c.send.sent, 0);
+  process.stdout.write(`${JSON.stringify({ read, sent, seconds: (performance.now() - t0) / 1000, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`);
+}
+
+async function rss(sizes: number[]): Promise<void> {
+  for (const n of sizes) {
+    process.stderr.write(`rss: backlog of ${fmt(n)} rows (PostgreSQL)\n`);
+    const emu = await startEmulatorProcess(1_000_000);
+    const b = await createDb('pg', 'rss');
+    try {
+      await seed(b.db, n, { employees: 2000, days: 365 });
+      await migrateLatest(b.db, 'attendance_sync_');
+      const out = await new Promise<string>((resolve, reject) => {
+        const child = spawn(process.execPath, [SELF, '--rss-child', b.url, emu.url], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let text = '';
+        child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+        child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`rss child exited ${code}`))));
+      });
+      const r = JSON.parse(out.trim().split('\n').pop()!) as { read: number; sent: number; seconds: number; maxRssMb: number };
+      report(`peak RSS draining ${fmt(n)} rows`, `${fmt(r.maxRssMb)} MB (${fmt(r.sent)} sent in ${fmt(r.seconds)} s)`, '< 200 MB, same for every size');
+    } finally {
+      await b.drop();
+      await emu.close();
+    }
+  }
+}
+
+async function idle(n: number): Promise<void> {
+  process.stderr.write(`idle: poll over ${fmt(n)} rows (PostgreSQL)\n`);
+  const b = await createDb('pg', 'idle');
+  try {
+    await seed(b.db, n, { only: 'leave', employees: 2000, days: 365 });
+    await b.db.raw('ANALYZE');
+    const cfg = benchConfig(b.url, 'http://127.0.0.1:1');
+    const kind = cfg.kinds.leave as AnyKindConfig;
+    const top = (await b.db('leave_requests').orderBy([{ column: 'updated_at', order: 'desc' }, { column: 'id', order: 'desc' }]).first('updated_at', 'id')) as { updated_at: string; id: number };
+    const cursor = { value: String(top.updated_at), key: String(top.id) };
+    const q = pageQuery(b.db, kind, cursor, { pageSize: cfg.sync.page_size }).toSQL().toNative();
+    const plan = (await b.db.raw(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ${q.sql}`, q.bindings as never)) as { rows: Array<{ 'QUERY PLAN': string }> };
+    const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
+    process.stderr.write(`${text}\n`);
+    const poll = async (lookbackSeconds: number) => {
+      const times: number[] = [];
+      for (let i = 0; i < 30; i++) {
+        const t0 = performance.now();
+        let read = 0;
+        for await (const page of iterateChanged(b.db, kind, cursor, { pageSize: cfg.sync.page_size, lookbackSeconds })) read += page.rows.length;
+        times.push(performance.now() - t0);
+        if (read !== 0 && lookbackSeconds === 0) throw new Error('idle poll read rows');
+      }
+      times.sort((a, c) => a - c);
+      return { p50: times[15]!, p95: times[28]! };
+    };
+    const p = await poll(0);
+    // The same poll while the lookback window (600 s) still covers the bulk load: every row is
+    // re-read once more. Workers do this only until the window settles (see extractKind).
+    const t0 = performance.now();
+    let reread = 0;
+    for await (const page of iterateChanged(b.db, kind, cursor, { pageSize: cfg.sync.page_size, lookbackSeconds: 600 })) reread += page.rows.length;
+    const unsettled = performance.now() - t0;
+    const index = /Index (Only )?Scan[^\n]*leave_requests_updated_idx/.test(text);
+    report(`idle poll over ${fmt(n)} rows: plan`, index ? 'index scan on leave_requests_updated_idx' : 'NO cursor index in the plan', 'cursor index');
+    report(`idle poll over ${fmt(n)} rows: time`, `p50 ${fmt(p.p50, 1)} ms, p95 ${fmt(p.p95, 1)} ms`, '< 20 ms');
+    report(`idle poll while the lookback window holds a bulk load`, `${fmt(unsettled)} ms (${fmt(reread)} rows re-read; only until the window settles)`, '—');
+  } finally {
+    await b.drop();
+  }
+}
+
+async function backfill(employees: number): Promise<void> {
+  // About 13 records per employee and year: 6 leaves, 4 overtime, 1 trip, 2 outings.
+  const records = employees * 13;
+  process.stderr.write(`backfill: one year for ${fmt(employees)} employees (${fmt(records)} records) at 50/s\n`);
+  const emu = await startEmulatorProcess(50);
+  const b = await createDb('pg', 'backfill');
+  const dir = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'bench-backfill-'));
+  try {
+    await createSampleSchema(b.db);
+    await seedSample(b.db, { employees, leaves: employees * 6, overtime: employees * 4, trips: employees, outs: employees * 2, days: 365, startDate: '2025-11-01', seed: 9, approvedShare: 1, batchSize: 1000 });
+    await migrateLatest(b.db, 'attendance_sync_');
+    const raw = YAML.parse(fs.readFileSync(path.join(ROOT, 'config/attendance-sync.example.postgres.yaml'), 'utf8'));
+    raw.feishu.concurrency = 16;
+    raw.log = { level: 'warn', format: 'json' };
+    const file = path.join(dir, 'config.yaml');
+    fs.writeFileSync(file, YAML.stringify(raw));
+    const env = { PATH: process.env.PATH, SOURCE_DATABASE_URL: b.url, FEISHU_BASE_URL: emu.url, FEISHU_APP_ID: 'cli_emulator', FEISHU_APP_SECRET: 'emulator-secret' };
+    const t0 = performance.now();
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, [CLI, '--config', file, 'backfill', '--from', '2025-11-01', '--to', '2026-10-31'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+      child.on('exit', resolve);
+    });
+    const wall = (performance.now() - t0) / 1000;
+    const s = await emu.stats();
+    const calls = s.calls.create ?? 0;
+    report(`backfill of a year, ${fmt(employees)} employees`, `${fmt(wall, 1)} s for ${fmt(calls)} creates = ${fmt((wall / (calls / 50)) * 100)} % of the 50/s floor (${fmt(calls / 50, 1)} s)${code === 0 ? '' : `, exit ${code}`}`, 'close to the floor');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+    await b.drop();
+    await emu.close();
+  }
+}
+
+// ---------------------------------------------------------------- main
+
+if (process.argv[2] === '--rss-child') {
+  await rssChild(process.argv[3]!, process.argv[4]!);
+  process.exit(0);
+}
+
+const program = new Command('bench')
+  .option('--only <sections>', 'throughput,e2e,rss,idle,backfill', 'throughput,e2e,rss,idle,backfill')
+  .option('--records <n>', 'records for the 50/s throughput run', '5000')
+  .option('--e2e-records <n>', 'records for the no-limit runs', '20000')
+  .option('--rss-sizes <list>', 'backlog sizes for peak RSS', '100000,1000000')
+  .option('--idle-rows <n>', 'rows in the source of the idle poll', '1000000')
+  .option('--backfill-employees <n>', 'employees in the backfill year', '2000')
+  .parse();
+const o = program.opts<Record<string, string>>();
+const only = new Set(o.only!.split(','));
+const started = Date.now();
+if (only.has('throughput')) await throughput(Number(o.records));
+if (only.has('e2e')) {
+  await endToEnd('pg', Number(o.e2eRecords));
+  await endToEnd('mysql', Number(o.e2eRecords));
+}
+if (only.has('rss')) await rss(o.rssSizes!.split(',').map(Number));
+if (only.has('idle')) await idle(Number(o.idleRows));
+if (only.has('backfill')) await backfill(Number(o.backfillEmployees));
+
+const width = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length), ['measure', 'figure', 'target'][i]!.length));
+const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(width[i]!)).join(' | ')} |`;
+process.stdout.write(
+  [
+    '',
+    `node ${process.version}, ${(await import('node:os')).cpus().length} cores, ${new Date().toISOString()}, ${fmt((Date.now() - started) / 1000)} s`,
+    line(['measure', 'figure', 'target']),
+    `|${width.map((w) => '-'.repeat(w + 2)).join('|')}|`,
+    ...rows.map(line),
+    '',
+  ].join('\n'),
+);
+process.exit(0);
