@@ -257,7 +257,7 @@ async function idle(n: number): Promise<void> {
     const kind = cfg.kinds.leave as AnyKindConfig;
     const top = (await b.db('leave_requests').orderBy([{ column: 'updated_at', order: 'desc' }, { column: 'id', order: 'desc' }]).first('updated_at', 'id')) as { updated_at: string; id: number };
     const cursor = { value: String(top.updated_at), key: String(top.id) };
-    const q = pageQuery(b.db, kind, cursor, { pageSize: cfg.sync.page_size }).toSQL().toNative();
+    const q = pageQuery(b.db, kind, cursor, { pageSize: cfg.sync.page_size }).toSQL();
     const plan = (await b.db.raw(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ${q.sql}`, q.bindings as never)) as { rows: Array<{ 'QUERY PLAN': string }> };
     const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
     process.stderr.write(`${text}\n`);
@@ -280,6 +280,22 @@ async function idle(n: number): Promise<void> {
     let reread = 0;
     for await (const page of iterateChanged(b.db, kind, cursor, { pageSize: cfg.sync.page_size, lookbackSeconds: 600 })) reread += page.rows.length;
     const unsettled = performance.now() - t0;
+    // A page deep in a backlog: the cursor at the first row, a million rows still to come.
+    const low = (await b.db('leave_requests').orderBy(['updated_at', 'id']).first('updated_at', 'id')) as { updated_at: string; id: number };
+    const deep = { value: String(low.updated_at), key: String(low.id) };
+    const dq = pageQuery(b.db, kind, deep, { pageSize: cfg.sync.page_size }).toSQL();
+    const dplan = (await b.db.raw(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ${dq.sql}`, dq.bindings as never)) as { rows: Array<{ 'QUERY PLAN': string }> };
+    const dtext = dplan.rows.map((r) => r['QUERY PLAN']).join('\n');
+    process.stderr.write(`${dtext}\n`);
+    const deepTimes: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t1 = performance.now();
+      await pageQuery(b.db, kind, deep, { pageSize: cfg.sync.page_size });
+      deepTimes.push(performance.now() - t1);
+    }
+    deepTimes.sort((a, c) => a - c);
+    const deepOrdered = /Index Scan[^\n]*leave_requests_updated_idx/.test(dtext) && !/Sort Key/.test(dtext);
+    report(`page of ${cfg.sync.page_size} at the start of a ${fmt(n)}-row backlog`, `${deepOrdered ? 'ordered index scan, no sort' : 'sorts the backlog'}; ${fmt(deepTimes[2]!, 1)} ms`, 'flat at any depth');
     const index = /Index (Only )?Scan[^\n]*leave_requests_updated_idx/.test(text);
     report(`idle poll over ${fmt(n)} rows: plan`, index ? 'index scan on leave_requests_updated_idx' : 'NO cursor index in the plan', 'cursor index');
     report(`idle poll over ${fmt(n)} rows: time`, `p50 ${fmt(p.p50, 1)} ms, p95 ${fmt(p.p95, 1)} ms`, '< 20 ms');

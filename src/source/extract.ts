@@ -53,8 +53,10 @@ export function compareCursors(a: Cursor, b: Cursor): number {
 /**
  * One keyset page after `after`, ordered by (cursor column, key).
  *
- * The portable predicate `col > v OR (col = v AND key > k)` instead of the row-value
- * comparison `(col, key) > (v, k)`, which not every planner turns into an index range.
+ * The portable predicate `col >= v AND (col > v OR key > k)` instead of the row-value
+ * comparison `(col, key) > (v, k)`, which not every planner turns into an index range (nor
+ * does `col > v OR (col = v AND key > k)`: PostgreSQL answers it with a bitmap scan and a
+ * sort of everything after the cursor, for every page).
  * The tie-breaker matters: bulk updates give thousands of rows one updated_at, and a page
  * boundary inside them must neither repeat nor skip a row. Never OFFSET: its cost grows with
  * the backlog, keyset pages cost the same at any depth.
@@ -72,7 +74,9 @@ export function pageQuery(db: Knex, cfg: AnyKindConfig, after: Cursor | null, op
     if (after?.value != null && after.key != null) {
       const v = after.value;
       const k = keyBinding(after.key);
-      q = q.where((w) => w.where(col, '>', v).orWhere((w2) => w2.where(col, '=', v).andWhere(key, '>', k)));
+      // `col >= v` first: a range on the (col, key) index that every planner uses, so the
+      // page is read in index order and stops at the limit, however deep the backlog.
+      q = q.where(col, '>=', v).andWhere((w) => w.where(col, '>', v).orWhere(key, '>', k));
     } else if (opts.inclusiveFrom != null) {
       q = q.where(col, '>=', opts.inclusiveFrom);
     }
