@@ -247,46 +247,52 @@ async function rss(sizes: number[]): Promise<void> {
   }
 }
 
-async function idle(n: number): Promise<void> {
-  process.stderr.write(`idle: poll over ${fmt(n)} rows (PostgreSQL)\n`);
-  const b = await createDb('pg', 'idle');
+/** The plan of `q` as text, and whether it reads the cursor index in order without a sort. */
+async function explain(db: Knex, dialect: Dialect, q: Knex.Sql): Promise<{ text: string; ordered: boolean }> {
+  if (dialect === 'pg') {
+    const plan = (await db.raw(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ${q.sql}`, q.bindings as never)) as { rows: Array<{ 'QUERY PLAN': string }> };
+    const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
+    return { text, ordered: /Index Scan[^\n]*leave_requests_updated_idx/.test(text) && !/Sort Key/.test(text) };
+  }
+  const [rows] = (await db.raw(`EXPLAIN ${q.sql}`, q.bindings as never)) as [Array<Record<string, unknown>>];
+  const text = rows.map((r) => `${String(r.table)}: type=${String(r.type)} key=${String(r.key)} rows=${String(r.rows)} ${String(r.Extra ?? '')}`).join('\n');
+  return { text, ordered: /type=range key=leave_requests_updated_idx/.test(text) && !/filesort/.test(text) };
+}
+
+async function idle(dialect: Dialect, n: number): Promise<void> {
+  const label = dialect === 'pg' ? 'PostgreSQL' : 'MariaDB';
+  process.stderr.write(`idle: poll over ${fmt(n)} rows (${label})\n`);
+  const b = await createDb(dialect, 'idle');
   try {
     await seed(b.db, n, { only: 'leave', employees: 2000, days: 365 });
-    await b.db.raw('ANALYZE');
+    await b.db.raw(dialect === 'pg' ? 'ANALYZE' : 'ANALYZE TABLE leave_requests');
     const cfg = benchConfig(b.url, 'http://127.0.0.1:1');
     const kind = cfg.kinds.leave as AnyKindConfig;
     const top = (await b.db('leave_requests').orderBy([{ column: 'updated_at', order: 'desc' }, { column: 'id', order: 'desc' }]).first('updated_at', 'id')) as { updated_at: string; id: number };
     const cursor = { value: String(top.updated_at), key: String(top.id) };
-    const q = pageQuery(b.db, kind, cursor, { pageSize: cfg.sync.page_size }).toSQL();
-    const plan = (await b.db.raw(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ${q.sql}`, q.bindings as never)) as { rows: Array<{ 'QUERY PLAN': string }> };
-    const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
-    process.stderr.write(`${text}\n`);
-    const poll = async (lookbackSeconds: number) => {
-      const times: number[] = [];
-      for (let i = 0; i < 30; i++) {
-        const t0 = performance.now();
-        let read = 0;
-        for await (const page of iterateChanged(b.db, kind, cursor, { pageSize: cfg.sync.page_size, lookbackSeconds })) read += page.rows.length;
-        times.push(performance.now() - t0);
-        if (read !== 0 && lookbackSeconds === 0) throw new Error('idle poll read rows');
-      }
-      times.sort((a, c) => a - c);
-      return { p50: times[15]!, p95: times[28]! };
-    };
-    const p = await poll(0);
+    const idlePlan = await explain(b.db, dialect, pageQuery(b.db, kind, cursor, { pageSize: cfg.sync.page_size }).toSQL());
+    process.stderr.write(`${idlePlan.text}\n`);
+    const times: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const t0 = performance.now();
+      let read = 0;
+      for await (const page of iterateChanged(b.db, kind, cursor, { pageSize: cfg.sync.page_size, lookbackSeconds: 0 })) read += page.rows.length;
+      times.push(performance.now() - t0);
+      if (read !== 0) throw new Error('idle poll read rows');
+    }
+    times.sort((a, c) => a - c);
     // The same poll while the lookback window (600 s) still covers the bulk load: every row is
     // re-read once more. Workers do this only until the window settles (see extractKind).
     const t0 = performance.now();
     let reread = 0;
     for await (const page of iterateChanged(b.db, kind, cursor, { pageSize: cfg.sync.page_size, lookbackSeconds: 600 })) reread += page.rows.length;
     const unsettled = performance.now() - t0;
-    // A page deep in a backlog: the cursor at the first row, a million rows still to come.
-    const low = (await b.db('leave_requests').orderBy(['updated_at', 'id']).first('updated_at', 'id')) as { updated_at: string; id: number };
-    const deep = { value: String(low.updated_at), key: String(low.id) };
-    const dq = pageQuery(b.db, kind, deep, { pageSize: cfg.sync.page_size }).toSQL();
-    const dplan = (await b.db.raw(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ${dq.sql}`, dq.bindings as never)) as { rows: Array<{ 'QUERY PLAN': string }> };
-    const dtext = dplan.rows.map((r) => r['QUERY PLAN']).join('\n');
-    process.stderr.write(`${dtext}\n`);
+    // A page deep in a backlog: the cursor half way through a bulk load whose rows all share
+    // one updated_at (the hardest case for a keyset: only the key tells rows apart).
+    const mid = (await b.db('leave_requests').orderBy(['updated_at', 'id']).offset(Math.floor(n / 2)).first('updated_at', 'id')) as { updated_at: string; id: number };
+    const deep = { value: String(mid.updated_at), key: String(mid.id) };
+    const deepPlan = await explain(b.db, dialect, pageQuery(b.db, kind, deep, { pageSize: cfg.sync.page_size }).toSQL());
+    process.stderr.write(`${deepPlan.text}\n`);
     const deepTimes: number[] = [];
     for (let i = 0; i < 5; i++) {
       const t1 = performance.now();
@@ -294,12 +300,11 @@ async function idle(n: number): Promise<void> {
       deepTimes.push(performance.now() - t1);
     }
     deepTimes.sort((a, c) => a - c);
-    const deepOrdered = /Index Scan[^\n]*leave_requests_updated_idx/.test(dtext) && !/Sort Key/.test(dtext);
-    report(`page of ${cfg.sync.page_size} at the start of a ${fmt(n)}-row backlog`, `${deepOrdered ? 'ordered index scan, no sort' : 'sorts the backlog'}; ${fmt(deepTimes[2]!, 1)} ms`, 'flat at any depth');
-    const index = /Index (Only )?Scan[^\n]*leave_requests_updated_idx/.test(text);
-    report(`idle poll over ${fmt(n)} rows: plan`, index ? 'index scan on leave_requests_updated_idx' : 'NO cursor index in the plan', 'cursor index');
-    report(`idle poll over ${fmt(n)} rows: time`, `p50 ${fmt(p.p50, 1)} ms, p95 ${fmt(p.p95, 1)} ms`, '< 20 ms');
-    report(`idle poll while the lookback window holds a bulk load`, `${fmt(unsettled)} ms (${fmt(reread)} rows re-read; only until the window settles)`, '—');
+    const idleIndex = dialect === 'pg' ? /Index (Only )?Scan[^\n]*leave_requests_updated_idx/.test(idlePlan.text) : /key=leave_requests_updated_idx/.test(idlePlan.text);
+    report(`${label}: idle poll over ${fmt(n)} rows, plan`, idleIndex ? 'cursor index (leave_requests_updated_idx)' : 'NO cursor index in the plan', 'cursor index');
+    report(`${label}: idle poll over ${fmt(n)} rows, time`, `p50 ${fmt(times[15]!, 1)} ms, p95 ${fmt(times[28]!, 1)} ms`, '< 20 ms');
+    report(`${label}: page of ${cfg.sync.page_size} half way through ${fmt(n)} rows of one updated_at`, `${deepPlan.ordered ? 'index range in order, no sort' : 'NOT an ordered index range'}; ${fmt(deepTimes[2]!, 1)} ms`, 'flat at any depth');
+    report(`${label}: poll while the lookback window holds that bulk load`, `${fmt(unsettled)} ms (${fmt(reread)} rows re-read; until the window settles)`, '—');
   } finally {
     await b.drop();
   }
@@ -362,7 +367,10 @@ if (only.has('e2e')) {
   await endToEnd('mysql', Number(o.e2eRecords));
 }
 if (only.has('rss')) await rss(o.rssSizes!.split(',').map(Number));
-if (only.has('idle')) await idle(Number(o.idleRows));
+if (only.has('idle')) {
+  await idle('pg', Number(o.idleRows));
+  await idle('mysql', Number(o.idleRows));
+}
 if (only.has('backfill')) await backfill(Number(o.backfillEmployees));
 
 const width = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length), ['measure', 'figure', 'target'][i]!.length));

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { DateTime } from 'luxon';
 import type { AnyKindConfig } from '../config/schema.js';
 import type { SourceRow } from '../mapping/map.js';
+import { dialectOf } from '../db/connect.js';
 import { cursorColumn, effectiveDateColumn, sourceRelation } from './relation.js';
 
 /**
@@ -53,10 +54,12 @@ export function compareCursors(a: Cursor, b: Cursor): number {
 /**
  * One keyset page after `after`, ordered by (cursor column, key).
  *
- * The portable predicate `col >= v AND (col > v OR key > k)` instead of the row-value
- * comparison `(col, key) > (v, k)`, which not every planner turns into an index range (nor
- * does `col > v OR (col = v AND key > k)`: PostgreSQL answers it with a bitmap scan and a
- * sort of everything after the cursor, for every page).
+ * Written the way each planner turns it into one index range that it reads in order and
+ * stops at the limit: the row value `(col, key) > (v, k)` on PostgreSQL and SQLite, and
+ * `col > v OR (col = v AND key > k)` on MySQL / MariaDB (whose range optimizer handles the
+ * OR but not row values). PostgreSQL answers the OR form with a bitmap scan and a sort of
+ * everything after the cursor, and `col >= v AND …` scans every row of a bulk update that
+ * shares one timestamp on every page: both cost O(backlog) per page.
  * The tie-breaker matters: bulk updates give thousands of rows one updated_at, and a page
  * boundary inside them must neither repeat nor skip a row. Never OFFSET: its cost grows with
  * the backlog, keyset pages cost the same at any depth.
@@ -74,9 +77,13 @@ export function pageQuery(db: Knex, cfg: AnyKindConfig, after: Cursor | null, op
     if (after?.value != null && after.key != null) {
       const v = after.value;
       const k = keyBinding(after.key);
-      // `col >= v` first: a range on the (col, key) index that every planner uses, so the
-      // page is read in index order and stops at the limit, however deep the backlog.
-      q = q.where(col, '>=', v).andWhere((w) => w.where(col, '>', v).orWhere(key, '>', k));
+      if (dialectOf(db) === 'mysql') {
+        // MySQL / MariaDB turn this OR into two ranges on the (col, key) index.
+        q = q.where((w) => w.where(col, '>', v).orWhere((w2) => w2.where(col, '=', v).andWhere(key, '>', k)));
+      } else {
+        // PostgreSQL and SQLite use a row-value comparison as one range on the (col, key) index.
+        q = q.whereRaw('(??, ??) > (?, ?)', [col, key, v, k]);
+      }
     } else if (opts.inclusiveFrom != null) {
       q = q.where(col, '>=', opts.inclusiveFrom);
     }
