@@ -7,8 +7,10 @@ export const migration: StateMigration = {
     if (await knex.schema.hasTable(t.watermarks)) return;
     await knex.schema.createTable(t.watermarks, (tb) => {
       tb.string('kind', 16).primary();
-      tb.string('cursor_value', 64).nullable();
-      tb.string('cursor_key', 191).nullable();
+      // Text: a watermark must hold whatever the source's cursor and key columns hold, or the
+      // page that ends on a long value could never commit and the kind would stall.
+      tb.text('cursor_value').nullable();
+      tb.text('cursor_key').nullable();
       tb.bigInteger('last_rescan_at').nullable();
       tb.bigInteger('updated_at').notNullable();
     });

@@ -11,6 +11,8 @@ import type {
 } from '../config/schema.js';
 import { validateUserApproval, type UserApproval } from '../feishu/schema.js';
 import { versionHash } from '../plan/version.js';
+import { MAPPING_LIMITS } from './limits.js';
+import { charLength, cleanText, hasUnsafeIdChars, isBlank, scalarText, shown, truncateText, typeName } from './text.js';
 import { parseSourceTime, toIsoDate, toWallClock, toYmd } from './time.js';
 
 /** A row as the source database returned it. */
@@ -23,6 +25,8 @@ export interface MapContext {
   readonly feishuTimeZone: string;
   /** Longest span accepted, in days (a 400-day leave is a data error). */
   readonly maxSpanDays?: number;
+  /** "Now" for the plausibility window of times (ms since epoch; default: the clock). */
+  readonly now?: number;
 }
 
 export type MappedRow =
@@ -35,6 +39,8 @@ export type MappedRow =
       readonly version: string;
       readonly userId: string;
       readonly effectiveDate: string;
+      /** What was changed on the way (a reason cut to the limit); absent when nothing was. */
+      readonly warnings?: readonly string[];
     }
   | {
       readonly outcome: 'inactive';
@@ -44,32 +50,36 @@ export type MappedRow =
     }
   | { readonly outcome: 'invalid'; readonly kind: Kind; readonly sourceKey: string | null; readonly reasons: string[] };
 
-/** Text limits: a reason or remark longer than this is cut (deterministically) with an ellipsis. */
-export const MAX_TEXT = 1000;
-const MAX_USER_ID = 128;
-const MAX_KEY = 191;
+/** Text limit: a reason or remark longer than this is cut (deterministically) with an ellipsis. */
+export const MAX_TEXT = MAPPING_LIMITS.maxTextChars;
+const MAX_USER_ID = MAPPING_LIMITS.maxUserIdChars;
+const MAX_KEY = MAPPING_LIMITS.maxSourceKeyChars;
+const MAX_REGION_ID = MAPPING_LIMITS.maxRegionIdChars;
+const DAY_MS = 86_400_000;
 
-/** Control characters other than tab and newline never reach Feishu. */
-function cleanText(v: string): string {
-  // eslint-disable-next-line no-control-regex
-  const cleaned = v.replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g, '').trim();
-  const chars = Array.from(cleaned); // by code point: never split an emoji
-  return chars.length > MAX_TEXT ? `${chars.slice(0, MAX_TEXT - 1).join('')}…` : cleaned;
-}
-
+/** NULL, empty, or nothing but spaces and control characters: a default applies. */
 function isEmpty(v: unknown): boolean {
-  return v === null || v === undefined || (typeof v === 'string' && v.trim() === '');
+  return isBlank(v) || (typeof v === 'string' && cleanText(v) === '');
 }
 
-function asText(v: unknown): string {
-  if (v instanceof Date) return v.toISOString();
-  if (Buffer.isBuffer(v)) return v.toString('utf8');
-  return String(v);
+function hasOwn(o: object, key: string): boolean {
+  return Object.prototype.hasOwnProperty.call(o, key);
+}
+
+/** A decimal number as text ("8", "-2.50", ".5"); hex, exponents, "Infinity" are not. */
+const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
+
+function toNumber(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
+  if (typeof v === 'bigint') return Number(v);
+  if (typeof v === 'string' && DECIMAL.test(v.trim())) return Number(v.trim());
+  return undefined;
 }
 
 /** Reads fields of one row, collecting every problem instead of stopping at the first. */
 class RowReader {
   readonly reasons: string[] = [];
+  readonly warnings: string[] = [];
 
   constructor(
     private readonly row: SourceRow,
@@ -99,9 +109,9 @@ class RowReader {
       return undefined;
     }
     if (s.map) {
-      const key = asText(v).trim();
-      if (!Object.prototype.hasOwnProperty.call(s.map, key)) {
-        this.reasons.push(`${this.label(name, spec)}: unknown value "${key.slice(0, 40)}" (not in its map)`);
+      const key = scalarText(v)?.trim();
+      if (key === undefined || !hasOwn(s.map, key)) {
+        this.reasons.push(`${this.label(name, spec)}: unknown value ${shown(key ?? v)} (not in its map)`);
         return undefined;
       }
       v = s.map[key];
@@ -109,16 +119,55 @@ class RowReader {
     return v;
   }
 
-  text(name: string, spec: FieldSpec | undefined, required: boolean, max = MAX_TEXT): string | undefined {
+  /**
+   * Free text (reason, remarks): control characters removed, cut to MAX_TEXT code points on
+   * a grapheme boundary. A cut is recorded as a warning, not as a problem.
+   */
+  text(name: string, spec: FieldSpec | undefined, required: boolean): string | undefined {
     const v = this.value(name, spec, required);
     if (v === undefined) return undefined;
-    const t = cleanText(asText(v));
-    if (t === '') {
-      if (required) this.reasons.push(`${this.label(name, spec)}: is empty`);
+    const raw = scalarText(v);
+    if (raw === undefined) {
+      this.reasons.push(`${this.label(name, spec)}: is ${typeName(v)}, not text`);
       return undefined;
     }
-    if (Array.from(t).length > max && max < MAX_TEXT) {
-      this.reasons.push(`${this.label(name, spec)}: longer than ${max} characters`);
+    const cut = truncateText(cleanText(raw), MAX_TEXT);
+    if (cut.truncated) this.warnings.push(`${this.label(name, spec)}: cut from ${charLength(raw)} to ${MAX_TEXT} characters`);
+    return cut.text;
+  }
+
+  /**
+   * An identifier (user id, region id): trimmed, otherwise never altered, because a changed
+   * identifier could name someone else. Control or invisible characters, or more than `max`
+   * characters, make it invalid.
+   */
+  id(name: string, spec: FieldSpec | undefined, required: boolean, max: number): string | undefined {
+    const v = this.value(name, spec, required);
+    if (v === undefined) return undefined;
+    return this.checkId(this.label(name, spec), v, max);
+  }
+
+  /** A list of identifiers in one value, split on commas, semicolons, bars or spaces. */
+  idList(name: string, spec: FieldSpec, max: number): string[] | undefined {
+    const v = this.value(name, spec, false);
+    if (v === undefined) return undefined;
+    const ids = splitList(v).map((id) => this.checkId(this.label(name, spec), id, max));
+    return ids.every((id) => id !== undefined) ? (ids as string[]) : undefined;
+  }
+
+  private checkId(label: string, v: unknown, max: number): string | undefined {
+    const raw = scalarText(v);
+    if (raw === undefined) {
+      this.reasons.push(`${label}: is ${typeName(v)}, not an identifier`);
+      return undefined;
+    }
+    const t = raw.trim();
+    if (hasUnsafeIdChars(t)) {
+      this.reasons.push(`${label}: ${shown(t)} contains a control or invisible character`);
+      return undefined;
+    }
+    if (charLength(t) > max) {
+      this.reasons.push(`${label}: longer than ${max} characters`);
       return undefined;
     }
     return t;
@@ -127,9 +176,9 @@ class RowReader {
   int(name: string, spec: FieldSpec | undefined, required: boolean, allowed: readonly number[]): number | undefined {
     const v = this.value(name, spec, required);
     if (v === undefined) return undefined;
-    const n = Number(typeof v === 'string' ? v.trim() : v);
-    if (!Number.isInteger(n) || !allowed.includes(n)) {
-      this.reasons.push(`${this.label(name, spec)}: "${asText(v).slice(0, 40)}" is not one of ${allowed.join(', ')}`);
+    const n = toNumber(v);
+    if (n === undefined || !Number.isInteger(n) || !allowed.includes(n)) {
+      this.reasons.push(`${this.label(name, spec)}: ${shown(v)} is not one of ${allowed.join(', ')}`);
       return undefined;
     }
     return n;
@@ -143,6 +192,18 @@ class RowReader {
       this.reasons.push(`${this.label(name, spec)}: ${r.problem}`);
       return undefined;
     }
+    // A placeholder (1900-01-01, epoch 0, a yyyyMMdd number read as seconds) or a mistyped
+    // year is a data error, never attendance.
+    const ms = r.value.toMillis();
+    const now = this.ctx.now ?? Date.now();
+    if (ms < MAPPING_LIMITS.earliestTime) {
+      this.reasons.push(`${this.label(name, spec)}: ${shown(v)} is before 2000-01-01 (not a plausible attendance time)`);
+      return undefined;
+    }
+    if (ms > now + MAPPING_LIMITS.maxDaysAhead * DAY_MS) {
+      this.reasons.push(`${this.label(name, spec)}: ${shown(v)} is more than ${MAPPING_LIMITS.maxDaysAhead} days in the future`);
+      return undefined;
+    }
     return r.value;
   }
 
@@ -153,9 +214,9 @@ class RowReader {
       this.reasons.push(`${this.label(name, spec)}: is empty`);
       return undefined;
     }
-    const n = Number(typeof raw === 'string' ? raw.trim() : raw);
-    if (!Number.isFinite(n) || n < 0) {
-      this.reasons.push(`${this.label(name, spec)}: "${asText(raw).slice(0, 40)}" is not a non-negative number`);
+    const n = toNumber(raw);
+    if (n === undefined || n < 0) {
+      this.reasons.push(`${this.label(name, spec)}: ${shown(raw)} is not a non-negative number`);
       return undefined;
     }
     const perUnit: Record<DurationSpec['unit'], number> = {
@@ -165,18 +226,24 @@ class RowReader {
       days: spec.hours_per_day * 3600,
       half_days: spec.hours_per_day * 1800,
     };
-    return Math.round(n * perUnit[spec.unit]);
+    const seconds = Math.round(n * perUnit[spec.unit]);
+    const maxDays = this.ctx.maxSpanDays ?? MAPPING_LIMITS.defaultMaxSpanDays;
+    if (seconds > maxDays * DAY_MS / 1000) {
+      this.reasons.push(`${this.label(name, spec)}: ${shown(raw)} is longer than ${maxDays} days`);
+      return undefined;
+    }
+    return seconds;
   }
 }
 
 function sourceKeyOf(cfg: AnyKindConfig, row: SourceRow): string | null {
   const v = row[cfg.key] ?? Object.entries(row).find(([k]) => k.toLowerCase() === cfg.key.toLowerCase())?.[1];
-  if (isEmpty(v)) return null;
-  return asText(v).trim();
+  const text = isBlank(v) ? undefined : scalarText(v)?.trim();
+  return text === undefined || text === '' ? null : text;
 }
 
 function inMatchList(value: unknown, list: ReadonlyArray<string | number | boolean>): boolean {
-  const text = isEmpty(value) ? '' : asText(value).trim();
+  const text = isBlank(value) ? '' : (scalarText(value)?.trim() ?? '');
   return list.some((x) => String(x) === text);
 }
 
@@ -184,7 +251,7 @@ function inMatchList(value: unknown, list: ReadonlyArray<string | number | boole
 function inactiveReason(cfg: AnyKindConfig, row: SourceRow): 'cancelled' | 'not_approved' | 'deleted' | null {
   if (cfg.deleted) {
     const v = row[cfg.deleted.column];
-    const deleted = cfg.deleted.values ? inMatchList(v, cfg.deleted.values) : !isEmpty(v);
+    const deleted = cfg.deleted.values ? inMatchList(v, cfg.deleted.values) : !isBlank(v);
     if (deleted) return 'deleted';
   }
   if (cfg.status) {
@@ -195,28 +262,36 @@ function inactiveReason(cfg: AnyKindConfig, row: SourceRow): 'cancelled' | 'not_
   return null;
 }
 
-function spanChecks(r: RowReader, start: DateTime | undefined, end: DateTime | undefined, maxDays: number): void {
+function spanChecks(r: RowReader, start: DateTime | undefined, end: DateTime | undefined, ctx: MapContext): void {
   if (!start || !end) return;
+  const maxDays = ctx.maxSpanDays ?? MAPPING_LIMITS.defaultMaxSpanDays;
+  const zone = ctx.feishuTimeZone;
   if (end < start) r.reasons.push('end_time is before start_time');
   else if (end.equals(start)) r.reasons.push('end_time equals start_time (a zero-length record)');
   else if (end.diff(start, 'days').days > maxDays) r.reasons.push(`the span is longer than ${maxDays} days`);
+  // Feishu compares wall-clock strings: a short span across the fall-back hour can end
+  // "before" it starts there although it does not in real time.
+  else if (toWallClock(end, zone) < toWallClock(start, zone)) {
+    r.reasons.push(`end_time (${toWallClock(end, zone)}) is before start_time (${toWallClock(start, zone)}) on the ${zone} wall clock Feishu uses: the span crosses a daylight-saving change`);
+  }
 }
 
 function buildLeaveLike(kind: 'leave' | 'out', cfg: LeaveKindConfig, r: RowReader, ctx: MapContext) {
   const f = cfg.fields;
-  const userId = r.text('user_id', f.user_id, true, MAX_USER_ID);
+  const userId = r.id('user_id', f.user_id, true, MAX_USER_ID);
   const start = r.time('start_time', f.start_time, true);
   const end = r.time('end_time', f.end_time, true);
   const code = r.value('type', f.type, true);
   let type = undefined as LeaveKindConfig['types'][string] | undefined;
   if (code !== undefined) {
-    const c = asText(code).trim();
-    type = cfg.types[c];
-    if (!type) r.reasons.push(`fields.type: unknown type code "${c.slice(0, 40)}" (not in kinds.${kind}.types)`);
+    const c = scalarText(code)?.trim();
+    // Own keys only: a code such as "constructor" must not find Object.prototype's members.
+    if (c !== undefined && hasOwn(cfg.types, c)) type = cfg.types[c];
+    else r.reasons.push(`fields.type: unknown type code ${shown(c ?? code)} (not in kinds.${kind}.types)`);
   }
   const unit = r.int('unit', f.unit, true, [1, 2, 3, 4]);
   const reason = r.text('reason', f.reason, true);
-  spanChecks(r, start, end, ctx.maxSpanDays ?? 366);
+  spanChecks(r, start, end, ctx);
   let interval: number | undefined;
   if (f.interval) interval = r.seconds('interval', f.interval);
   else if (start && end && end >= start) interval = Math.round(end.diff(start, 'seconds').seconds);
@@ -240,14 +315,14 @@ function buildLeaveLike(kind: 'leave' | 'out', cfg: LeaveKindConfig, r: RowReade
 
 function buildOvertime(cfg: OvertimeKindConfig, r: RowReader, ctx: MapContext) {
   const f = cfg.fields;
-  const userId = r.text('user_id', f.user_id, true, MAX_USER_ID);
+  const userId = r.id('user_id', f.user_id, true, MAX_USER_ID);
   const start = r.time('start_time', f.start_time, true);
   const end = r.time('end_time', f.end_time, true);
   const unit = r.int('unit', f.unit, true, [1, 2, 3, 4]);
   const category = r.int('category', f.category, true, [1, 2, 3]);
   const type = r.int('type', f.type, true, [0, 1, 2]);
   const reason = r.text('reason', f.reason, false);
-  spanChecks(r, start, end, ctx.maxSpanDays ?? 366);
+  spanChecks(r, start, end, ctx);
   let seconds: number | undefined;
   if (f.duration) seconds = r.seconds('duration', f.duration);
   else if (start && end && end >= start) seconds = end.diff(start, 'seconds').seconds;
@@ -271,7 +346,7 @@ function buildOvertime(cfg: OvertimeKindConfig, r: RowReader, ctx: MapContext) {
 }
 
 function splitList(v: unknown): string[] {
-  return asText(v)
+  return (scalarText(v) ?? '')
     .split(/[,，;；|\s]+/)
     .map((s) => s.trim())
     .filter(Boolean);
@@ -279,26 +354,26 @@ function splitList(v: unknown): string[] {
 
 function buildTrip(cfg: TripKindConfig, r: RowReader, ctx: MapContext) {
   const f = cfg.fields;
-  const userId = r.text('user_id', f.user_id, true, MAX_USER_ID);
+  const userId = r.id('user_id', f.user_id, true, MAX_USER_ID);
   const start = r.time('start_time', f.start_time, true);
   const end = r.time('end_time', f.end_time, true);
   const reason = r.text('reason', f.reason, true);
   const passed = r.time('approve_pass_time', f.approve_pass_time, true);
   const applied = r.time('approve_apply_time', f.approve_apply_time, true);
-  spanChecks(r, start, end, ctx.maxSpanDays ?? 366);
+  spanChecks(r, start, end, ctx);
   const levels = ['l1', 'l2', 'l3', 'l4'];
   const level = (name: string, spec: FieldSpec | undefined) => {
-    const v = r.text(name, spec, false);
+    const v = r.id(name, spec, false, MAX_REGION_ID);
     if (v !== undefined && !levels.includes(v)) {
-      r.reasons.push(`fields.${name}: "${v.slice(0, 20)}" is not one of ${levels.join(', ')}`);
+      r.reasons.push(`fields.${name}: ${shown(v)} is not one of ${levels.join(', ')}`);
       return undefined;
     }
     return v as 'l1' | 'l2' | 'l3' | 'l4' | undefined;
   };
   const depLevel = level('departure_region_level', f.departure_region_level);
-  const depId = r.text('departure_region_id', f.departure_region_id, false);
+  const depId = r.id('departure_region_id', f.departure_region_id, false, MAX_REGION_ID);
   const destLevel = level('destination_region_level', f.destination_region_level);
-  const destIds = f.destination_region_ids ? r.value('destination_region_ids', f.destination_region_ids, false) : undefined;
+  const destIds = f.destination_region_ids ? r.idList('destination_region_ids', f.destination_region_ids, MAX_REGION_ID) : undefined;
   let transportation: number[] | undefined;
   if (f.transportation) {
     const spec = typeof f.transportation === 'string' ? { column: f.transportation } : f.transportation;
@@ -306,10 +381,10 @@ function buildTrip(cfg: TripKindConfig, r: RowReader, ctx: MapContext) {
     if (raw !== undefined) {
       transportation = [];
       for (const part of splitList(raw)) {
-        const mapped = spec.map ? spec.map[part] : part;
+        const mapped = spec.map ? (hasOwn(spec.map, part) ? spec.map[part] : undefined) : part;
         const n = Number(mapped);
         if (mapped === undefined || !Number.isInteger(n) || n < 1 || n > 6) {
-          r.reasons.push(`fields.transportation: unknown value "${part.slice(0, 20)}" (expected 1–6${spec.map ? ' or a key of its map' : ''})`);
+          r.reasons.push(`fields.transportation: unknown value ${shown(part)} (expected 1–6${spec.map ? ' or a key of its map' : ''})`);
         } else if (!transportation.includes(n)) transportation.push(n);
       }
     }
@@ -326,7 +401,7 @@ function buildTrip(cfg: TripKindConfig, r: RowReader, ctx: MapContext) {
   };
   if (depLevel || depId) item.departure = { ...(depLevel ? { region_level: depLevel } : {}), ...(depId ? { region_id: depId } : {}) };
   if (destIds !== undefined) {
-    item.destinations = splitList(destIds).map((id) => ({ ...(destLevel ? { region_level: destLevel } : {}), region_id: id }));
+    item.destinations = destIds.map((id) => ({ ...(destLevel ? { region_level: destLevel } : {}), region_id: id }));
   }
   if (transportation && transportation.length > 0) item.transportation = transportation;
   if (tripType !== undefined) item.trip_type = tripType;
@@ -375,6 +450,7 @@ export function mapRow(kind: Kind, cfg: AnyKindConfig, row: SourceRow, ctx: MapC
       version: versionHash(request),
       userId: built.userId,
       effectiveDate: toIsoDate(built.start, ctx.feishuTimeZone),
+      ...(r.warnings.length > 0 ? { warnings: r.warnings } : {}),
     };
   } catch (err) {
     // A mapper bug must not stop the stream either: the row is recorded, not lost.

@@ -31,11 +31,15 @@ export function typeName(v: unknown): string {
   return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
 }
 
-/** A value quoted for a reason: JSON-escaped (control characters visible), at most 40 characters. */
+/**
+ * A value quoted for a reason: JSON-escaped, with every control or invisible character
+ * written as \uXXXX so an operator can see it; at most 40 characters.
+ */
 export function shown(v: unknown): string {
   const t = scalarText(v) ?? typeName(v);
   const cps = Array.from(t.slice(0, 200));
-  return JSON.stringify(cps.length > 40 ? `${cps.slice(0, 40).join('')}…` : cps.join(''));
+  const json = JSON.stringify(cps.length > 40 ? `${cps.slice(0, 40).join('')}…` : cps.join(''));
+  return json.replace(ID_UNSAFE_ALL, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 // C0 controls except \t and \n, DEL, C1 controls, and unpaired surrogates (which would
@@ -54,6 +58,19 @@ export function hasControlChars(v: string): boolean {
   const hit = STRIP.test(v) || v.includes('\r');
   STRIP.lastIndex = 0;
   return hit;
+}
+
+// Everything an identifier may not contain: all C0 controls (tab and newline too), DEL, C1
+// controls, zero-width and direction marks, line and paragraph separators, a BOM, and
+// unpaired surrogates. Invisible characters make two ids look equal that are not.
+// eslint-disable-next-line no-control-regex
+const ID_UNSAFE = /[\u0000-\u001F\u007F-\u009F\u200B-\u200F\u2028-\u202E\u2060-\u2064\uFEFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+const ID_UNSAFE_ALL = new RegExp(ID_UNSAFE.source, 'g');
+
+/** An identifier holding a control or invisible character: it is rejected, never cleaned. */
+export function hasUnsafeIdChars(v: string): boolean {
+  return ID_UNSAFE.test(v);
 }
 
 let segmenter: Intl.Segmenter | undefined;

@@ -52,8 +52,16 @@ export function parseSourceTime(value: unknown, zone: string): TimeResult {
   if (dt.hour !== fields.hour || dt.minute !== fields.minute || dt.day !== fields.day) {
     return { ok: false, problem: `"${shown}" does not exist in ${zone} (daylight-saving gap)` };
   }
-  // An ambiguous wall time (DST fall-back) resolves to the earlier offset, as luxon does.
-  return { ok: true, value: dt };
+  // A wall time that occurs twice (the DST fall-back hour) is read as its first occurrence,
+  // the one under the earlier (summer) offset, as java.time and Temporal's "compatible" do.
+  // luxon alone picks the second; choosing explicitly keeps the instant (and the interval
+  // computed from a span) the same whatever library version runs.
+  return { ok: true, value: firstOccurrence(dt) };
+}
+
+function firstOccurrence(dt: DateTime): DateTime {
+  const candidates = dt.getPossibleOffsets();
+  return candidates.length > 1 ? candidates.reduce((a, b) => (b.toMillis() < a.toMillis() ? b : a)) : dt;
 }
 
 export function toWallClock(dt: DateTime, zone: string): string {

@@ -21,10 +21,30 @@ export interface Page {
   readonly last: Cursor | null;
 }
 
-/** Keys that are whole numbers are bound as numbers so `9 < 10` holds (text would say otherwise). */
+/**
+ * Keys that are whole numbers are bound as numbers so `9 < 10` holds (text would say
+ * otherwise). Digits with a leading zero (`'002'`) are text keys and stay text: as numbers
+ * they would compare as 2 against a text column and skip rows.
+ */
 export function keyBinding(key: string): string | number {
-  if (/^-?\d{1,15}$/.test(key)) return Number(key);
+  if (/^-?(0|[1-9]\d{0,14})$/.test(key)) return Number(key);
   return key;
+}
+
+/**
+ * A full page may end inside a group of rows that share one key (a join that multiplies a
+ * record). The keyset would skip the rest of the group on the next page, so the group is
+ * completed here: the planner then sees every copy together and can refuse the key.
+ */
+async function completeLastKey(rows: SourceRow[], key: string, fetchGroup: (k: string | number) => Promise<SourceRow[]>): Promise<SourceRow[]> {
+  const last = rows[rows.length - 1];
+  if (!last) return rows;
+  const k = asCursorText(last[key]);
+  if (k === null) return rows;
+  let cut = rows.length;
+  while (cut > 0 && asCursorText(rows[cut - 1]![key]) === k) cut--;
+  const group = await fetchGroup(keyBinding(k));
+  return group.length > rows.length - cut ? [...rows.slice(0, cut), ...group] : rows;
 }
 
 function asCursorText(v: unknown): string | null {
@@ -69,7 +89,9 @@ export function pageQuery(db: Knex, cfg: AnyKindConfig, after: Cursor | null, op
   const col = cursorColumn(cfg);
   const key = cfg.key;
   const idMode = cfg.cursor.mode === 'id';
-  let q = sourceRelation(db, cfg).select('*');
+  // A NULL cursor has no place in the keyset order (and would restart it): such rows are
+  // read by the rescan of effective dates only; check-config warns about nullable cursors.
+  let q = sourceRelation(db, cfg).select('*').whereNotNull(col);
   if (idMode) {
     if (after?.key != null) q = q.where(key, '>', keyBinding(after.key));
     q = q.orderBy(key);
@@ -102,7 +124,14 @@ export async function readPage(
   const col = cursorColumn(cfg);
   const key = cfg.key;
   const idMode = cfg.cursor.mode === 'id';
-  const rows = (await pageQuery(db, cfg, after, opts)) as SourceRow[];
+  let rows = (await pageQuery(db, cfg, after, opts)) as SourceRow[];
+  if (rows.length >= opts.pageSize) {
+    const lastValue = rows[rows.length - 1]![col];
+    rows = await completeLastKey(rows, key, async (k) => {
+      const q = sourceRelation(db, cfg).select('*').where(key, k);
+      return (await (idMode || lastValue === null || lastValue === undefined ? q : q.where(col, lastValue as string))) as SourceRow[];
+    });
+  }
   const lastRow = rows[rows.length - 1];
   const last = lastRow
     ? { value: idMode ? null : asCursorText(lastRow[col]), key: asCursorText(lastRow[key]) }
@@ -173,9 +202,11 @@ export async function* readByEffectiveDate(
   const upper = DateTime.fromISO(opts.to).plus({ days: 1 }).toFormat('yyyy-MM-dd');
   let afterKey: string | null = null;
   for (;;) {
-    let q = sourceRelation(db, cfg).select('*').where(col, '>=', `${opts.from} 00:00:00`).andWhere(col, '<', `${upper} 00:00:00`);
+    const inWindow = () => sourceRelation(db, cfg).select('*').where(col, '>=', `${opts.from} 00:00:00`).andWhere(col, '<', `${upper} 00:00:00`);
+    let q = inWindow();
     if (afterKey !== null) q = q.andWhere(cfg.key, '>', keyBinding(afterKey));
-    const rows = (await q.orderBy(cfg.key).limit(opts.pageSize)) as SourceRow[];
+    let rows = (await q.orderBy(cfg.key).limit(opts.pageSize)) as SourceRow[];
+    if (rows.length >= opts.pageSize) rows = await completeLastKey(rows, cfg.key, async (k) => (await inWindow().andWhere(cfg.key, k)) as SourceRow[]);
     if (rows.length > 0) yield rows;
     const last = rows[rows.length - 1];
     if (rows.length < opts.pageSize || !last) return;

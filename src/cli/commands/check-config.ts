@@ -7,6 +7,7 @@ import { KINDS } from '../../kinds.js';
 import type { AnyKindConfig } from '../../config/schema.js';
 import { CheckReport } from '../../check/report.js';
 import { isLeadingIndexColumn, requiredColumns, sourceColumns } from '../../check/introspect.js';
+import { sourceRelation } from '../../source/relation.js';
 import { TokenProvider } from '../../feishu/token.js';
 import { loadContext, openDatabases } from '../context.js';
 import { setExitCode } from '../main.js';
@@ -44,6 +45,14 @@ async function checkKind(report: CheckReport, db: Knex, kind: string, cfg: AnyKi
   const cursorColumn = cfg.cursor.mode === 'updated_at' ? cfg.cursor.column : cfg.key;
   const cursorPath = cfg.cursor.mode === 'updated_at' ? `${at}.cursor.column` : `${at}.key`;
   if (!cursorColumn || !columns.includes(cursorColumn)) return;
+  try {
+    const nulls = Number(((await sourceRelation(db, cfg).whereNull(cursorColumn).count({ n: '*' }).first()) as { n?: number | string } | undefined)?.n ?? 0);
+    if (nulls > 0) {
+      report.warn(cursorPath, `${nulls} row(s) have no "${cursorColumn}" (NULL): the watermark cannot see them, only the rescan of effective dates syncs them`);
+    }
+  } catch (err) {
+    report.warn(cursorPath, `cannot count rows without "${cursorColumn}": ${redact(describeError(err))}`);
+  }
   if (!cfg.source.table) {
     report.warn(cursorPath, `cannot check the index of a query source: make sure "${cursorColumn}" of the underlying table leads an index`);
     return;
