@@ -218,10 +218,18 @@ async function rssChild(url: string, emuUrl: string): Promise<void> {
     raw.sync.page_size = 1000;
   });
   const t0 = performance.now();
+  const peak = { heapUsedMb: 0, heapTotalMb: 0, externalMb: 0 };
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    peak.heapUsedMb = Math.max(peak.heapUsedMb, m.heapUsed / 2 ** 20);
+    peak.heapTotalMb = Math.max(peak.heapTotalMb, m.heapTotal / 2 ** 20);
+    peak.externalMb = Math.max(peak.externalMb, m.external / 2 ** 20);
+  }, 250);
   const { cycles } = await cycleUntilDrained(cfg);
+  clearInterval(sampler);
   const read = cycles.reduce((a, c) => a + c.plan.read, 0);
   const sent = cycles.reduce((a, c) => a + c.send.sent, 0);
-  process.stdout.write(`${JSON.stringify({ read, sent, seconds: (performance.now() - t0) / 1000, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`);
+  process.stdout.write(`${JSON.stringify({ read, sent, seconds: (performance.now() - t0) / 1000, maxRssMb: process.resourceUsage().maxRSS / 1024, ...peak })}\n`);
 }
 
 async function rss(sizes: number[]): Promise<void> {
@@ -233,13 +241,17 @@ async function rss(sizes: number[]): Promise<void> {
       await seed(b.db, n, { employees: 2000, days: 365 });
       await migrateLatest(b.db, 'attendance_sync_');
       const out = await new Promise<string>((resolve, reject) => {
-        const child = spawn(process.execPath, [SELF, '--rss-child', b.url, emu.url], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const child = spawn(process.execPath, [...(process.env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean), SELF, '--rss-child', b.url, emu.url], { stdio: ['ignore', 'pipe', 'inherit'] });
         let text = '';
         child.stdout.on('data', (d: Buffer) => (text += d.toString()));
         child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`rss child exited ${code}`))));
       });
-      const r = JSON.parse(out.trim().split('\n').pop()!) as { read: number; sent: number; seconds: number; maxRssMb: number };
-      report(`peak RSS draining ${fmt(n)} rows`, `${fmt(r.maxRssMb)} MB (${fmt(r.sent)} sent in ${fmt(r.seconds)} s)`, '< 200 MB, same for every size');
+      const r = JSON.parse(out.trim().split('\n').pop()!) as { read: number; sent: number; seconds: number; maxRssMb: number; heapUsedMb: number; heapTotalMb: number };
+      report(
+        `peak RSS draining ${fmt(n)} rows`,
+        `${fmt(r.maxRssMb)} MB; JS heap peak ${fmt(r.heapUsedMb)} MB used of ${fmt(r.heapTotalMb)} MB (${fmt(r.sent)} sent in ${fmt(r.seconds)} s)`,
+        '< 200 MB, same for every size',
+      );
     } finally {
       await b.drop();
       await emu.close();

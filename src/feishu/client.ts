@@ -463,10 +463,9 @@ export class FeishuClient {
   /** Count and log a final failure; returns the error to throw (unchanged). */
   private failed(endpoint: FeishuEndpoint, err: unknown, context: Record<string, unknown>): unknown {
     this.counters.failures += 1;
-    if (err instanceof FeishuError) {
-      const level = err.category === 'transient' || err.category === 'ambiguous' ? 'warn' : 'error';
-      this.logger?.log(level, `feishu ${endpoint} failed`, { ...context, ...err.toJSON() });
-    }
+    // Warn only: the caller decides what the failure means (the sender raises one error line
+    // for an auth or quota halt, not one per call).
+    if (err instanceof FeishuError) this.logger?.warn(`feishu ${endpoint} failed`, { ...context, ...err.toJSON() });
     return err;
   }
 }

@@ -115,7 +115,7 @@ export class TokenProvider {
         this.logger?.warn('feishu token refresh failed; using the cached token until it expires', err.toJSON());
         return stale.token;
       }
-      if (err instanceof FeishuError) this.logger?.error('feishu token fetch failed', err.toJSON());
+      if (err instanceof FeishuError) this.logger?.warn('feishu token fetch failed', err.toJSON());
       throw err;
     }
   }

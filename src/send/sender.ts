@@ -60,11 +60,18 @@ export class Sender {
   async drain(signal?: AbortSignal): Promise<SendCounts> {
     const counts: SendCounts = { sent: 0, retried: 0, failed: 0, dead: 0, halted: 0 };
     this.halted = null;
+    // The first operation goes alone: while the credentials or the quota are broken, every
+    // cycle then costs Feishu one call, not one per worker.
+    let probe = true;
     try {
       while (!signal?.aborted && !this.halted) {
         const batch = await claimDue(this.o.state, this.o.t, { owner: this.o.owner, limit: this.o.concurrency * 4, leaseMs: this.o.leaseMs });
         if (batch.length === 0) break;
         let next = 0;
+        if (probe && !signal?.aborted) {
+          probe = false;
+          await this.sendOne(batch[next++]!, counts, signal);
+        }
         const worker = async () => {
           while (next < batch.length) {
             const op = batch[next++]!;
@@ -74,7 +81,7 @@ export class Sender {
             await this.sendOne(op, counts, signal);
           }
         };
-        await Promise.all(Array.from({ length: Math.min(this.o.concurrency, batch.length) }, worker));
+        await Promise.all(Array.from({ length: Math.min(this.o.concurrency, batch.length - next) }, worker));
       }
     } finally {
       // Operations claimed but not started (shutdown, halt) go back to pending at once.
@@ -149,8 +156,10 @@ export class Sender {
     const metric = (status: string) => this.o.metrics?.operations.inc({ kind: op.kind, operation: op.operation, status });
 
     if (category === 'aborted') {
-      // Shutdown while in flight: safe to send again (idempotent_id), so no attempt is counted.
-      await markRetry(state, t, op.id, { owner, nextAttemptAt: now, code, msg: 'interrupted by shutdown', errorCode: 'ABORTED', countAttempt: false });
+      // Shutdown while in flight: due again at once, and safe to send again (idempotent_id).
+      // The attempt counts: the request may have reached Feishu and been stored, and a create
+      // with no attempt would be superseded without a revoke if its row changed meanwhile.
+      await markRetry(state, t, op.id, { owner, nextAttemptAt: now, code, msg: 'interrupted by shutdown', errorCode: 'ABORTED', countAttempt: true });
       return;
     }
     if (category === 'auth' || category === 'quota') {

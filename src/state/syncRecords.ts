@@ -368,9 +368,11 @@ export async function requeueSentCreates(db: Knex, t: StateTables, o: { kind: Ki
 /**
  * Called right after the leader lock is taken: no other sender can be alive now, so claims
  * left 'sending' by a crashed leader are handed back at once instead of after their lease.
+ * Each counts as an attempt: the dead worker may have sent it, and Feishu may hold it, so a
+ * create that is then replaced must be revoked, not quietly superseded.
  */
 export async function reclaimOrphanedLeases(db: Knex, t: StateTables, now = Date.now()): Promise<number> {
   return db(t.syncRecords)
     .where({ status: OP_STATUS.SENDING })
-    .update({ status: OP_STATUS.PENDING, lease_owner: null, lease_until: null, next_attempt_at: now, updated_at: now });
+    .update({ status: OP_STATUS.PENDING, attempts: db.raw('attempts + 1'), lease_owner: null, lease_until: null, next_attempt_at: now, updated_at: now });
 }

@@ -37,6 +37,7 @@ export class Daemon {
   private state: DaemonState = 'waiting';
   private cycle: Promise<unknown> | null = null;
   private cycleAbort: AbortController | null = null;
+  private beat: Promise<void> | null = null;
   private timers: NodeJS.Timeout[] = [];
   private tasks: ScheduledTask[] = [];
   private rescanDue = false;
@@ -73,19 +74,35 @@ export class Daemon {
     return this.stopped;
   }
 
-  private async heartbeat(): Promise<void> {
+  /**
+   * One lock check at a time: a slow database must not stack acquisitions (each would take a
+   * connection of its own), and stop() waits for the one in progress.
+   */
+  private heartbeat(): Promise<void> {
+    this.beat ??= this.checkLock().finally(() => {
+      this.beat = null;
+    });
+    return this.beat;
+  }
+
+  private async checkLock(): Promise<void> {
     const { lock, logger } = this.opts;
     if (this.state === 'stopping' || this.state === 'stopped') return;
     try {
       if (this.state === 'waiting') {
         if (await lock.tryAcquire()) {
+          if (this.state !== 'waiting') {
+            // stop() came while the lock was being taken: hand it back, start nothing.
+            await lock.release();
+            return;
+          }
           this.state = 'leader';
           logger.info('leader lock acquired', { owner: lock.owner });
           void this.tick();
         }
         return;
       }
-      if (!(await lock.renew())) {
+      if (!(await lock.renew()) && this.state === 'leader') {
         logger.error('leader lock lost: stopping sends until it is acquired again', { owner: lock.owner });
         this.state = 'waiting';
         this.cycleAbort?.abort(new Error('leadership lost'));
@@ -137,9 +154,12 @@ export class Daemon {
     for (const t of this.timers) clearInterval(t);
     for (const task of this.tasks) await task.destroy();
     this.cycleAbort?.abort(new Error('shutdown'));
-    if (this.cycle) {
+    // The running cycle, and a lock check in progress (it may be taking the lock right now).
+    const pending = [this.cycle, this.beat].filter((p): p is Promise<unknown> => p !== null);
+    if (pending.length > 0) {
+      const settled = Promise.all(pending.map((p) => p.catch(() => undefined))).then(() => 'done' as const);
       const deadline = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), this.opts.shutdownTimeoutMs).unref());
-      if ((await Promise.race([this.cycle.then(() => 'done' as const), deadline])) === 'timeout') {
+      if ((await Promise.race([settled, deadline])) === 'timeout') {
         logger.warn('cycle did not finish before the shutdown deadline; in-flight operations will be reclaimed after their lease');
       }
     }
