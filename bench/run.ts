@@ -120,9 +120,9 @@ async function seed(db: Knex, records: number, o: { employees?: number; days?: n
   });
 }
 
-async function cycleUntilDrained(cfg: ResolvedConfig): Promise<{ result: CycleResult; cycles: CycleResult[] }> {
+async function cycleUntilDrained(cfg: ResolvedConfig, opts: { unlimited?: boolean } = {}): Promise<{ result: CycleResult; cycles: CycleResult[] }> {
   const logger = createLogger({ level: 'warn', format: 'json' });
-  const p = await openPipeline(cfg, logger, { poolMax: 10 });
+  const p = await openPipeline(cfg, logger, { poolMax: 10, ...(opts.unlimited ? { rateLimit: Infinity } : {}) });
   const cycles: CycleResult[] = [];
   try {
     if (!(await p.lock.tryAcquire())) throw new Error('lock held');
@@ -188,7 +188,7 @@ async function endToEnd(dialect: Dialect, records: number): Promise<void> {
     });
     await migrateLatest(b.db, cfg.state.table_prefix);
     const t0 = performance.now();
-    const { cycles } = await cycleUntilDrained(cfg);
+    const { cycles } = await cycleUntilDrained(cfg, { unlimited: true });
     const wall = (performance.now() - t0) / 1000;
     const read = cycles.reduce((a, c) => a + c.plan.read, 0);
     const t = { extract: 0, map: 0, plan: 0, send: 0 };
@@ -225,7 +225,7 @@ async function rssChild(url: string, emuUrl: string): Promise<void> {
     peak.heapTotalMb = Math.max(peak.heapTotalMb, m.heapTotal / 2 ** 20);
     peak.externalMb = Math.max(peak.externalMb, m.external / 2 ** 20);
   }, 250);
-  const { cycles } = await cycleUntilDrained(cfg);
+  const { cycles } = await cycleUntilDrained(cfg, { unlimited: true });
   clearInterval(sampler);
   const read = cycles.reduce((a, c) => a + c.plan.read, 0);
   const sent = cycles.reduce((a, c) => a + c.send.sent, 0);

@@ -382,7 +382,9 @@ describe('revoke-on-change under concurrency (pg)', () => {
     const sending = runCycle(p.deps);
     const v2InFlight = async () =>
       Number(((await db.db(t.syncRecords).where({ operation: 'create', status: 'sending' }).count({ n: '*' }).first()) as { n: string | number }).n);
-    expect(await waitFor(async () => emu.stats().calls.create - createsBefore >= 100 && (await v2InFlight()) === 100, 20_000, 5)).toBe(true);
+    // (The sender pipelines: the create of the key whose revoke went first as the probe may
+    // already be back; the rest are in flight together.)
+    expect(await waitFor(async () => emu.stats().calls.create - createsBefore >= 99 && (await v2InFlight()) >= 99, 20_000, 5)).toBe(true);
 
     // ... and while they are in flight the source changes again: a third version or a cancellation,
     await touchRows(db.db, 'leave_requests', inFlightEdit, { reason: '第三版' });
@@ -395,7 +397,7 @@ describe('revoke-on-change under concurrency (pg)', () => {
     expect(planned.plan.revoked).toBe(100);
     expect(planned.plan.created).toBe(70);
     expect(planned.plan.superseded).toBe(0);
-    expect(stillInFlight).toBe(100);
+    expect(stillInFlight).toBeGreaterThanOrEqual(99);
     await sending;
 
     // The other 600 change after that, with no delay.

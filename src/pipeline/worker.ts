@@ -28,7 +28,12 @@ export function ownerId(): string {
  * limiter and one token cache for the whole process), the leader lock. Refuses to run on
  * state tables that are missing or not migrated to the latest version.
  */
-export async function openPipeline(config: ResolvedConfig, logger: Logger, opts: { metrics?: Metrics; poolMax?: number } = {}): Promise<Pipeline> {
+export async function openPipeline(
+  config: ResolvedConfig,
+  logger: Logger,
+  /** `rateLimit` overrides feishu.rate_limit (Infinity: none), for benchmarks against the emulator. */
+  opts: { metrics?: Metrics; poolMax?: number; rateLimit?: number } = {},
+): Promise<Pipeline> {
   const dbs = openDatabases(config, { poolMax: opts.poolMax ?? Math.max(4, Math.min(10, config.feishu.concurrency + 2)) });
   try {
     if (!(await isUpToDate(dbs.state, config.state.table_prefix))) {
@@ -42,7 +47,7 @@ export async function openPipeline(config: ResolvedConfig, logger: Logger, opts:
     baseUrl: config.feishu.base_url,
     appId: config.feishu.app_id,
     appSecret: config.feishu.app_secret,
-    rateLimit: config.feishu.rate_limit,
+    rateLimit: opts.rateLimit ?? config.feishu.rate_limit,
     timeoutMs: config.feishu.timeout_ms,
     timeZone: config.feishu.time_zone,
     logger,

@@ -8,7 +8,7 @@ import { describeError } from '../errors.js';
 import { redact } from '../log/redact.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { StateTables } from '../state/tables.js';
-import { claimDue, findById, markFailed, markRetry, markRevoked, markSent, releaseLeases, type SyncRecord } from '../state/syncRecords.js';
+import { claimDue, findById, markFailed, markRetry, markRevoked, markSentMany, releaseLeases, type SyncRecord } from '../state/syncRecords.js';
 
 export interface SendCounts {
   sent: number;
@@ -39,6 +39,40 @@ export interface SenderOptions {
 /** Pause after auth or quota errors before the outbox is tried again. */
 const HALT_MS = 5 * 60_000;
 
+const SENT_BATCH = 64;
+const SENT_FLUSH_MS = 250;
+
+/** Successes waiting to be written: one UPDATE per batch instead of one per call. */
+class SentBuffer {
+  private items: Array<{ id: number; approvalId: string | null }> = [];
+  private timer: NodeJS.Timeout | null = null;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly db: Knex,
+    private readonly t: StateTables,
+    private readonly owner: string,
+  ) {}
+
+  async add(id: number, approvalId: string | null): Promise<void> {
+    this.items.push({ id, approvalId });
+    if (this.items.length >= SENT_BATCH) await this.flush();
+    else this.timer ??= setTimeout(() => void this.flush().catch(() => undefined), SENT_FLUSH_MS);
+  }
+
+  /** Write what is buffered; concurrent callers wait for the same writes, in order. */
+  flush(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    const items = this.items;
+    this.items = [];
+    if (items.length > 0) this.writing = this.writing.then(() => markSentMany(this.db, this.t, items, { owner: this.owner }).then(() => undefined));
+    return this.writing;
+  }
+}
+
 /**
  * Sends due operations from the outbox: claim a batch (leased), run it with bounded
  * concurrency through the one Feishu client (and so its one rate limiter), record every
@@ -56,46 +90,101 @@ export class Sender {
     return Math.round(exp / 2 + (exp / 2) * r);
   }
 
-  /** Send until nothing is due, the signal aborts, or auth / quota errors halt sending. */
+  /**
+   * Send until nothing is due, the signal aborts, or auth / quota errors halt sending.
+   *
+   * Workers take operations from a local queue that is refilled by a claim as soon as it runs
+   * low, so no worker waits for the slowest call of a batch. Successes are written to the
+   * state database in batches (one UPDATE for up to `SENT_BATCH` rows, or every
+   * `SENT_FLUSH_MS`): a crash before such a write leaves the rows `sending`, and sending them
+   * again with the same idempotent_id stores nothing twice.
+   */
   async drain(signal?: AbortSignal): Promise<SendCounts> {
     const counts: SendCounts = { sent: 0, retried: 0, failed: 0, dead: 0, halted: 0 };
     this.halted = null;
-    // The first operation goes alone: while the credentials or the quota are broken, every
-    // cycle then costs Feishu one call, not one per worker.
-    let probe = true;
-    try {
-      while (!signal?.aborted && !this.halted) {
+    const queue: SyncRecord[] = [];
+    const sent = new SentBuffer(this.o.state, this.o.t, this.o.owner);
+    const stop = () => signal?.aborted === true || this.halted !== null;
+    let claiming: Promise<number> | null = null;
+    let inFlight = 0;
+    // Bumped whenever an operation finishes: it may unblock the next operation of its key.
+    let finished = 0;
+    let claimedAtFinished = -1;
+    const claim = (): Promise<number> => {
+      claiming ??= (async () => {
+        const mark = finished;
+        await sent.flush(); // a sent revoke must show as sent before its key's next operation can be claimed
         const batch = await claimDue(this.o.state, this.o.t, { owner: this.o.owner, limit: this.o.concurrency * 4, leaseMs: this.o.leaseMs });
-        if (batch.length === 0) break;
-        let next = 0;
-        if (probe && !signal?.aborted) {
-          probe = false;
-          await this.sendOne(batch[next++]!, counts, signal);
-        }
-        const worker = async () => {
-          while (next < batch.length) {
-            const op = batch[next++]!;
-            if (signal?.aborted || this.halted) {
-              continue; // left 'sending': handed back by releaseLeases below
-            }
-            await this.sendOne(op, counts, signal);
-          }
-        };
-        await Promise.all(Array.from({ length: Math.min(this.o.concurrency, batch.length - next) }, worker));
+        queue.push(...batch);
+        if (batch.length === 0) claimedAtFinished = mark;
+        return batch.length;
+      })().finally(() => (claiming = null));
+      return claiming;
+    };
+    const run = async (op: SyncRecord) => {
+      inFlight++;
+      try {
+        await this.sendOne(op, counts, sent, signal);
+      } finally {
+        inFlight--;
+        finished++;
       }
+    };
+    let waiters: Array<() => void> = [];
+    const wake = () => {
+      const w = waiters;
+      waiters = [];
+      for (const r of w) r();
+    };
+    const worker = async () => {
+      while (!stop()) {
+        const op = queue.shift();
+        if (op) {
+          if (queue.length < this.o.concurrency && !claiming) void claim().catch(() => 0);
+          await run(op);
+          wake();
+          continue;
+        }
+        if (claiming) {
+          await claiming;
+          continue;
+        }
+        // The last claim found nothing and nothing has finished since: done, unless calls still
+        // in flight may unblock more (a revoke before its key's create).
+        if (claimedAtFinished === finished) {
+          if (inFlight === 0) return;
+          await new Promise<void>((r) => waiters.push(r));
+          continue;
+        }
+        await claim();
+      }
+    };
+    let failure: unknown = null;
+    try {
+      // The first operation goes alone: while the credentials or the quota are broken, every
+      // cycle then costs Feishu one call, not one per worker.
+      if (!stop() && (await claim()) > 0 && !stop()) await run(queue.shift()!);
+      const results = await Promise.allSettled(Array.from({ length: this.o.concurrency }, worker));
+      if (claiming) await claiming;
+      const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (rejected) throw rejected.reason;
+    } catch (err) {
+      failure = err;
     } finally {
-      // Operations claimed but not started (shutdown, halt) go back to pending at once.
-      await releaseLeases(this.o.state, this.o.t, this.o.owner).catch(() => 0);
+      await sent.flush().catch((err: unknown) => (failure ??= err));
+      // Operations claimed but never started (shutdown, halt) go back to pending at once.
+      await releaseLeases(this.o.state, this.o.t, this.o.owner, { ids: queue.map((q) => q.id) }).catch(() => 0);
     }
+    if (failure) throw failure;
     if (this.halted) counts.halted = 1;
     return counts;
   }
 
-  private async sendOne(op: SyncRecord, counts: SendCounts, signal?: AbortSignal): Promise<void> {
+  private async sendOne(op: SyncRecord, counts: SendCounts, sent: SentBuffer, signal?: AbortSignal): Promise<void> {
     const started = Date.now();
     try {
       const approvalId = op.operation === 'create' ? await this.create(op, signal) : await this.revoke(op, signal);
-      await markSent(this.o.state, this.o.t, op.id, { owner: this.o.owner, approvalId });
+      await sent.add(op.id, approvalId);
       counts.sent++;
       this.o.metrics?.operations.inc({ kind: op.kind, operation: op.operation, status: 'sent' });
     } catch (err) {

@@ -227,6 +227,43 @@ export async function markSent(
   return n > 0;
 }
 
+/**
+ * Record many successes in one statement (the sender batches them). Like `markSent`, a row
+ * changes only while `owner` still holds its lease. Returns how many rows changed.
+ */
+export async function markSentMany(
+  db: Knex,
+  t: StateTables,
+  items: ReadonlyArray<{ id: number; approvalId: string | null }>,
+  o: { owner: string; now?: number },
+): Promise<number> {
+  if (items.length === 0) return 0;
+  const now = o.now ?? Date.now();
+  const withId = items.filter((i) => i.approvalId !== null);
+  const approvalId =
+    withId.length === 0
+      ? null
+      : db.raw(`CASE id ${withId.map(() => 'WHEN ? THEN ?').join(' ')} ELSE approval_id END`, withId.flatMap((i) => [i.id, i.approvalId!]));
+  return db(t.syncRecords)
+    .whereIn(
+      'id',
+      items.map((i) => i.id),
+    )
+    .andWhere({ status: OP_STATUS.SENDING, lease_owner: o.owner })
+    .update({
+      status: OP_STATUS.SENT,
+      ...(approvalId ? { approval_id: approvalId } : {}),
+      feishu_code: 0,
+      feishu_msg: null,
+      error_code: null,
+      attempts: db.raw('attempts + 1'),
+      lease_owner: null,
+      lease_until: null,
+      sent_at: now,
+      updated_at: now,
+    });
+}
+
 /** Back to pending, due again at `nextAttemptAt`. */
 export async function markRetry(
   db: Knex,
@@ -280,11 +317,16 @@ export async function markRevoked(db: Knex, t: StateTables, createId: number, no
   await db(t.syncRecords).where({ id: createId }).update({ status: OP_STATUS.REVOKED, updated_at: now });
 }
 
-/** Graceful shutdown: hand this owner's leased operations back, attempts unchanged. */
-export async function releaseLeases(db: Knex, t: StateTables, owner: string, now = Date.now()): Promise<number> {
-  return db(t.syncRecords)
-    .where({ status: OP_STATUS.SENDING, lease_owner: owner })
-    .update({ status: OP_STATUS.PENDING, lease_owner: null, lease_until: null, next_attempt_at: now, updated_at: now });
+/**
+ * Hand leased operations back, attempts unchanged: all of this owner's, or only `ids` (the
+ * sender's claimed-but-never-started ones; what it did start keeps its lease until recorded).
+ */
+export async function releaseLeases(db: Knex, t: StateTables, owner: string, o: { ids?: readonly number[]; now?: number } = {}): Promise<number> {
+  const now = o.now ?? Date.now();
+  if (o.ids && o.ids.length === 0) return 0;
+  let q = db(t.syncRecords).where({ status: OP_STATUS.SENDING, lease_owner: owner });
+  if (o.ids) q = q.whereIn('id', o.ids as number[]);
+  return q.update({ status: OP_STATUS.PENDING, lease_owner: null, lease_until: null, next_attempt_at: now, updated_at: now });
 }
 
 export async function findById(db: Knex, t: StateTables, id: number): Promise<SyncRecord | null> {
