@@ -205,26 +205,8 @@ function leased(db: Knex, t: StateTables, id: number, owner: string): Knex.Query
 }
 
 /** Record success; applies only while `owner` still holds the lease. Returns whether it applied. */
-export async function markSent(
-  db: Knex,
-  t: StateTables,
-  id: number,
-  o: { owner: string; approvalId: string | null; msg?: string | null; now?: number },
-): Promise<boolean> {
-  const now = o.now ?? Date.now();
-  const n = await leased(db, t, id, o.owner).update({
-    status: OP_STATUS.SENT,
-    approval_id: o.approvalId,
-    feishu_code: 0,
-    feishu_msg: o.msg ?? null,
-    error_code: null,
-    attempts: db.raw('attempts + 1'),
-    lease_owner: null,
-    lease_until: null,
-    sent_at: now,
-    updated_at: now,
-  });
-  return n > 0;
+export async function markSent(db: Knex, t: StateTables, id: number, o: { owner: string; approvalId: string | null; now?: number }): Promise<boolean> {
+  return (await markSentMany(db, t, [{ id, approvalId: o.approvalId }], o)) > 0;
 }
 
 /**
