@@ -156,7 +156,7 @@ describe.each(dialectsUnderTest())('state tables on %s', (dialect) => {
         if (dialect === 'pg') {
           await tdb.db.raw(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
         } else {
-          const [[row]] = await tdb.db.raw('SELECT IS_USED_LOCK(?) AS id', [`${t.prefix}worker`]);
+          const [[row]] = await tdb.db.raw("SELECT IS_USED_LOCK(SHA1(CONCAT(DATABASE(), '/', ?))) AS id", [`${t.prefix}worker`]);
           await tdb.db.raw(`KILL ${Number(row.id)}`);
         }
         await new Promise((r) => setTimeout(r, 200));
@@ -166,6 +166,21 @@ describe.each(dialectsUnderTest())('state tables on %s', (dialect) => {
       }
     } finally {
       await other.destroy();
+    }
+  });
+
+  it('workers of two state databases on one server do not share the lock', async () => {
+    const second = await createTestDatabase(dialect, `state_lock_${dialect}`);
+    try {
+      await migrateLatest(second.db, t.prefix);
+      const a = createLeaderLock(tdb.db, t, { owner: 'first-db', leaseMs: 30_000 });
+      const b = createLeaderLock(second.db, t, { owner: 'second-db', leaseMs: 30_000 });
+      expect(await a.tryAcquire()).toBe(true);
+      expect(await b.tryAcquire()).toBe(true);
+      await a.release();
+      await b.release();
+    } finally {
+      await second.drop();
     }
   });
 

@@ -30,6 +30,14 @@ export interface LockHolder {
 
 type Conn = unknown;
 
+/**
+ * MySQL / MariaDB user locks are server-wide (PostgreSQL advisory locks belong to one
+ * database): the name includes the database, so workers of two state databases on one
+ * server (staging and production, two companies) never wait for each other. Hashed, because
+ * lock names are limited to 64 characters.
+ */
+const MYSQL_LOCK_NAME = "SHA1(CONCAT(COALESCE(DATABASE(), ''), '/', ?))";
+
 async function upsertLeaseRow(db: Knex, t: StateTables, name: string, owner: string, leaseMs: number, now: number): Promise<void> {
   await db(t.lock)
     .insert({ name, owner, lease_until: now + leaseMs, acquired_at: now, heartbeat_at: now })
@@ -61,7 +69,7 @@ class SessionLock implements LeaderLock {
     try {
       const [row] = this.isPg
         ? await this.query<{ got: boolean }>('SELECT pg_try_advisory_lock(hashtext(?)) AS got', [this.name])
-        : await this.query<{ got: number | string | null }>('SELECT GET_LOCK(?, 0) AS got', [this.name]);
+        : await this.query<{ got: number | string | null }>(`SELECT GET_LOCK(${MYSQL_LOCK_NAME}, 0) AS got`, [this.name]);
       const got = this.isPg ? row?.got === true : Number(row?.got) === 1;
       if (!got) {
         await this.dropConnection();
@@ -84,7 +92,7 @@ class SessionLock implements LeaderLock {
                 AND objid = (hashtext(?)::bigint & 4294967295)::oid) AS mine`,
             [this.name],
           )
-        : await this.query<{ mine: number | string | null }>('SELECT IS_USED_LOCK(?) = CONNECTION_ID() AS mine', [this.name]);
+        : await this.query<{ mine: number | string | null }>(`SELECT IS_USED_LOCK(${MYSQL_LOCK_NAME}) = CONNECTION_ID() AS mine`, [this.name]);
       const mine = this.isPg ? row?.mine === true : Number(row?.mine) === 1;
       if (!mine) {
         await this.dropConnection();
@@ -103,7 +111,7 @@ class SessionLock implements LeaderLock {
   async release(): Promise<void> {
     if (!this.conn) return;
     try {
-      await this.query(this.isPg ? 'SELECT pg_advisory_unlock(hashtext(?))' : 'SELECT RELEASE_LOCK(?)', [this.name]);
+      await this.query(this.isPg ? 'SELECT pg_advisory_unlock(hashtext(?))' : `SELECT RELEASE_LOCK(${MYSQL_LOCK_NAME})`, [this.name]);
       await this.db(this.t.lock).where({ name: this.name, owner: this.owner }).delete();
     } finally {
       await this.dropConnection();
