@@ -17,6 +17,11 @@ export const apps = [
     script: './dist/src/cli/index.js',
     args: 'run',
     exec_mode: 'fork',
+    // V8 grows its heap lazily when the process allocates fast (a backlog drains at
+    // thousands of records per second); the worker's live set stays under 50 MB. A small
+    // young generation and a cap keep the footprint flat: ~110 MB RSS instead of ~215 MB at
+    // the same speed (npm run bench, section rss).
+    node_args: ['--max-old-space-size=192', '--max-semi-space-size=4'],
     instances: 1,
     autorestart: true,
     wait_ready: true,

@@ -258,6 +258,10 @@ async function rssChild(url: string, emuUrl: string): Promise<void> {
 }
 
 async function rss(sizes: number[]): Promise<void> {
+  // The worker as deployed: with the node arguments of ecosystem.config.js (BENCH_CHILD_NODE_ARGS overrides).
+  const ecosystem = (await import(path.join(ROOT, 'ecosystem.config.js'))) as { apps: Array<{ node_args?: string[] }> };
+  const nodeArgs = process.env.BENCH_CHILD_NODE_ARGS !== undefined ? process.env.BENCH_CHILD_NODE_ARGS.split(' ').filter(Boolean) : (ecosystem.apps[0]?.node_args ?? []);
+  process.stderr.write(`rss: worker started with ${nodeArgs.join(' ') || 'no node arguments'}\n`);
   for (const n of sizes) {
     process.stderr.write(`rss: backlog of ${fmt(n)} rows (PostgreSQL)\n`);
     const emu = await startEmulatorProcess(1_000_000);
@@ -266,14 +270,14 @@ async function rss(sizes: number[]): Promise<void> {
       await seed(b.db, n, { employees: 2000, days: 365 });
       await migrateLatest(b.db, 'attendance_sync_');
       const out = await new Promise<string>((resolve, reject) => {
-        const child = spawn(process.execPath, [...(process.env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean), SELF, '--rss-child', b.url, emu.url], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const child = spawn(process.execPath, [...nodeArgs, SELF, '--rss-child', b.url, emu.url], { stdio: ['ignore', 'pipe', 'inherit'] });
         let text = '';
         child.stdout.on('data', (d: Buffer) => (text += d.toString()));
         child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`rss child exited ${code}`))));
       });
       const r = JSON.parse(out.trim().split('\n').pop()!) as { read: number; sent: number; seconds: number; maxRssMb: number; heapUsedMb: number; heapTotalMb: number };
       report(
-        `peak RSS draining ${fmt(n)} rows`,
+        `peak RSS draining ${fmt(n)} rows${nodeArgs.length ? '' : ' (no heap flags)'}`,
         `${fmt(r.maxRssMb)} MB; JS heap peak ${fmt(r.heapUsedMb)} MB used of ${fmt(r.heapTotalMb)} MB (${fmt(r.sent)} sent in ${fmt(r.seconds)} s)`,
         '< 200 MB, same for every size',
       );
