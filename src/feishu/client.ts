@@ -337,6 +337,12 @@ export class FeishuClient {
         );
       } catch (lookupErr) {
         this.logger?.warn('feishu revoke: lookup after a failed revoke failed', { approvalId, lookupError: lookupErr instanceof FeishuError ? lookupErr.toJSON() : String(lookupErr) });
+        // The refusal may only mean an earlier attempt already withdrew it; unknown until a
+        // lookup answers, so the operation must be retried, not failed for good.
+        const lookupCategory = lookupErr instanceof FeishuError ? lookupErr.category : 'transient';
+        if (['transient', 'ambiguous', 'rate_limited'].includes(lookupCategory)) {
+          throw this.failed('process', ambiguous(err, 'revoke refused and the lookup failed'), { approvalId });
+        }
       }
       if (found) {
         this.logger?.info('feishu revoke: already withdrawn', { approvalId, status: found.status, after: err.code, logId: err.logId });
