@@ -127,6 +127,7 @@ export function sender(deps: PipelineDeps): Sender {
     t: deps.t,
     client: deps.client,
     employeeType: f.employee_type,
+    namespace: deps.config.sync.namespace,
     owner: deps.owner,
     concurrency: f.concurrency,
     maxAttempts: f.max_attempts,

@@ -8,7 +8,8 @@ import { describeError } from '../errors.js';
 import { redact } from '../log/redact.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { StateTables } from '../state/tables.js';
-import { claimDue, findById, markFailed, markRetry, markRevoked, markSentMany, releaseLeases, type SyncRecord } from '../state/syncRecords.js';
+import { claimDue, findById, markFailed, markRetry, markRevoked, markSentMany, regenerateCreate, releaseLeases, type SyncRecord } from '../state/syncRecords.js';
+import { idempotencyKey } from '../plan/version.js';
 
 export interface SendCounts {
   sent: number;
@@ -24,6 +25,8 @@ export interface SenderOptions {
   readonly t: StateTables;
   readonly client: FeishuClient;
   readonly employeeType: EmployeeType;
+  /** sync.namespace: part of every idempotency key. */
+  readonly namespace: string;
   readonly owner: string;
   readonly concurrency: number;
   readonly maxAttempts: number;
@@ -272,6 +275,32 @@ export class Sender {
       counts.retried++;
       metric('retry');
       return;
+    }
+    if (category === 'duplicate' && op.operation === 'create' && fe?.approvalId && op.payload) {
+      // The key belongs to an approval that was withdrawn: the record was cancelled and then
+      // approved again with the same content, and the state that knew the later generation
+      // was lost (a replay). A withdrawn approval cannot come back, so the create moves on to
+      // the next generation's key; if Feishu holds that one, it is found and matched.
+      const generation = op.generation + 1;
+      const key = idempotencyKey({ namespace: this.o.namespace, kind: op.kind, sourceKey: op.sourceKey, version: op.version, generation });
+      const arr = KIND_ARRAY[op.kind];
+      const payload = op.payload as Record<string, unknown>;
+      const items = (payload[arr] as Array<Record<string, unknown>> | undefined) ?? [];
+      const moved = await regenerateCreate(state, t, op.id, {
+        owner,
+        generation,
+        idempotencyKey: key,
+        payload: { ...payload, [arr]: items.map((i) => ({ ...i, idempotent_id: key })) },
+        code,
+        msg,
+        errorCode,
+      });
+      if (moved) {
+        logger.info('create moved to the next generation: its key belongs to a withdrawn approval', { kind: op.kind, sourceKey: op.sourceKey, generation, withdrawn: fe.approvalId });
+        counts.retried++;
+        metric('retry');
+        return;
+      }
     }
     if (category === 'permanent' || category === 'duplicate') {
       await markFailed(state, t, op.id, { owner, status: 'failed', code, msg, errorCode });

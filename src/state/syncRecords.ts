@@ -267,6 +267,39 @@ export async function markRetry(
   return n > 0;
 }
 
+/**
+ * Move a create to another generation: a new idempotency key (and the payload that carries
+ * it), back to pending and due now, the attempt counted. False when the lease is gone or that
+ * generation is already planned.
+ */
+export async function regenerateCreate(
+  db: Knex,
+  t: StateTables,
+  id: number,
+  o: { owner: string; generation: number; idempotencyKey: string; payload: unknown; code: number | null; msg: string | null; errorCode: string | null; now?: number },
+): Promise<boolean> {
+  const now = o.now ?? Date.now();
+  try {
+    const n = await leased(db, t, id, o.owner).update({
+      generation: o.generation,
+      idempotency_key: o.idempotencyKey,
+      payload: JSON.stringify(o.payload),
+      status: OP_STATUS.PENDING,
+      next_attempt_at: now,
+      feishu_code: o.code,
+      feishu_msg: o.msg,
+      error_code: o.errorCode,
+      attempts: db.raw('attempts + 1'),
+      lease_owner: null,
+      lease_until: null,
+      updated_at: now,
+    });
+    return n > 0;
+  } catch {
+    return false; // the unique key: that generation exists already
+  }
+}
+
 /** A final outcome for now: failed (needs an operator's `retry`) or dead (attempts used up). */
 export async function markFailed(
   db: Knex,
