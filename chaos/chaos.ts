@@ -65,7 +65,7 @@ for (const dialect of dialects) {
       ...(opts.churn !== undefined ? { churn: opts.churn } : {}),
       log: opts.verbose ? (line) => process.stderr.write(`${dialect} ${line}\n`) : undefined,
     });
-    ok = verdictOk(r) && r.kills >= opts.kills;
+    ok = verdictOk(r) && r.kills >= opts.kills && r.secretLeaks === 0;
     process.stdout.write(formatResult(r) + '\n');
     if (opts.verbose || !ok) {
       const changes = Object.entries(r.churn).map(([k, v]) => `${k} ${v}`).join(', ');

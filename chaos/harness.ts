@@ -72,6 +72,10 @@ export interface ChaosResult extends Verdict {
   readonly created: number;
   readonly revoked: number;
   readonly seconds: number;
+  /** From the last kill until the outbox was empty (the final drain). */
+  readonly recoverySeconds: number;
+  /** Worker runs whose output held the app secret, plus 1 if the sync table did. */
+  readonly secretLeaks: number;
 }
 
 /** The fault mix: 30 % each "stored, then the reply lost" and plain 5xx, 20 % each dropped connections and 429s. */
@@ -107,12 +111,18 @@ async function outboxDepth(target: ChaosDatabase): Promise<number> {
  * Run the worker command (`once`, `backfill …`) without kills until the outbox is empty.
  * With `rescan`, `--rescan` is added until one run has got past the lock. Returns the runs.
  */
-export async function drain(setup: WorkerSetup, target: ChaosDatabase, command: readonly string[], o: { rescan?: boolean; log?: (line: string) => void; maxRuns?: number } = {}): Promise<number> {
+export async function drain(
+  setup: WorkerSetup,
+  target: ChaosDatabase,
+  command: readonly string[],
+  o: { rescan?: boolean; log?: (line: string) => void; maxRuns?: number; onOutcome?: (out: ChildOutcome) => void } = {},
+): Promise<number> {
   let runs = 0;
   let rescanned = !o.rescan;
   while (runs < (o.maxRuns ?? 40)) {
     runs++;
     const out = await runWorker(setup, [...command, ...(rescanned ? [] : ['--rescan'])], {}, 600_000);
+    o.onOutcome?.(out);
     check(out, `${command[0]} run ${runs}`);
     // A killed worker's session lock can outlive it by a moment: then nothing ran.
     const lockHeld = /another worker holds the lock/.test(out.tail);
@@ -155,6 +165,7 @@ export async function runChaos(target: ChaosDatabase, o: ChaosOptions): Promise<
 
     let kills = 0;
     let rounds = 0;
+    let secretLeaks = 0;
     let exitedOnTheirOwn = 0;
     const maxRounds = o.kills * 4 + 10;
     while (kills < o.kills || rounds < o.kills) {
@@ -185,6 +196,7 @@ export async function runChaos(target: ChaosDatabase, o: ChaosOptions): Promise<
       // Never --rescan here: a rescan re-reads every row and would heal what a crash broke.
       const args = daemon ? ['run'] : ['once'];
       const out = await runWorker(setup, args, planned ? { ...trigger, during: { atMs: duringAt, run: () => applyChurn(`r${rounds}b`) } } : trigger);
+      if (out.secretLeaked) secretLeaks++;
       check(out, `round ${rounds} (${args.join(' ')})`);
       if (out.killed) kills++;
       else exitedOnTheirOwn++;
@@ -197,9 +209,17 @@ export async function runChaos(target: ChaosDatabase, o: ChaosOptions): Promise<
     // rescan (what finds rows deleted outright), drain again and judge again. The first
     // verdict sets the deleted rows aside; it is the one a lost page would fail.
     const t = stateTables(STATE_PREFIX);
-    let drainRuns = await drain(setup, target, ['once'], { log });
+    const onOutcome = (out: ChildOutcome) => {
+      if (out.secretLeaked) secretLeaks++;
+    };
+    const recoveryStarted = Date.now();
+    let drainRuns = await drain(setup, target, ['once'], { log, onOutcome });
+    const recoverySeconds = (Date.now() - recoveryStarted) / 1000;
     const beforeRescan = await verify(target.db, t, emu.ledger(), { ignoreGone: true });
-    drainRuns += await drain(setup, target, ['once'], { rescan: true, log });
+    drainRuns += await drain(setup, target, ['once'], { rescan: true, log, onOutcome });
+    // No column of the sync table may hold the app secret either.
+    const stored = JSON.stringify(await target.db(t.syncRecords).select('*'));
+    if (stored.includes(emu.appSecret)) secretLeaks++;
     const entries = emu.ledger();
     const final = await verify(target.db, t, entries);
     const verdict: Verdict = {
@@ -230,6 +250,8 @@ export async function runChaos(target: ChaosDatabase, o: ChaosOptions): Promise<
       created: stats.created,
       revoked: stats.revoked,
       seconds: (Date.now() - started) / 1000,
+      recoverySeconds,
+      secretLeaks,
     };
   } finally {
     await emu.close();
@@ -239,9 +261,14 @@ export async function runChaos(target: ChaosDatabase, o: ChaosOptions): Promise<
 
 /** One line per dialect: the figures the requirement names, then the context. */
 export function formatResult(r: ChaosResult): string {
+  const mix = Object.entries(r.faultsByKind)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(' / ');
   return (
     `${r.dialect}: records ${r.records}, kills ${r.kills}, missing ${r.missing}, duplicated ${r.duplicated}, unrevoked ${r.unrevoked}, stuck ${r.stuck}, ` +
+    `dead ${r.statuses.dead ?? 0} (expected 0), secret leaks ${r.secretLeaks}, ` +
     `ledger ${r.ledger} (approved ${r.active}, expected ${r.expected}, content diff ${r.contentDiff.missing}/${r.contentDiff.surplus}), ` +
-    `calls ${r.calls}, faults ${r.faults}, conflicts ${r.conflicts}, rounds ${r.rounds}, drain runs ${r.drainRuns}, seconds ${r.seconds.toFixed(1)}`
+    `calls ${r.calls} (${(r.calls / r.seconds).toFixed(1)}/s), faults ${r.faults} (${mix}), conflicts ${r.conflicts}, rounds ${r.rounds}, ` +
+    `drain runs ${r.drainRuns}, recovery ${r.recoverySeconds.toFixed(1)} s, seconds ${r.seconds.toFixed(1)}`
   );
 }

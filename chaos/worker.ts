@@ -71,6 +71,8 @@ export interface ChildOutcome {
   readonly ms: number;
   /** The last few KB of stdout and stderr. */
   readonly tail: string;
+  /** The app secret appeared in the output (any log line or error message). */
+  readonly secretLeaked: boolean;
 }
 
 export interface KillTrigger {
@@ -94,8 +96,12 @@ export function runWorker(setup: WorkerSetup, args: readonly string[], trigger: 
   const started = Date.now();
   const child = spawn(process.execPath, [CLI, '--config', setup.configFile, ...args], { env: setup.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let tail = '';
+  let secretLeaked = false;
+  const secret = setup.env.FEISHU_APP_SECRET ?? '';
   const keep = (d: Buffer) => {
     tail = (tail + d.toString()).slice(-TAIL);
+    // The tail overlaps the previous chunk, so a secret split between two chunks is seen too.
+    if (secret !== '' && tail.includes(secret)) secretLeaked = true;
   };
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
@@ -146,6 +152,6 @@ export function runWorker(setup: WorkerSetup, args: readonly string[], trigger: 
     if (trigger.during && !duringStarted) during = trigger.during.run();
     await during;
     // Killed while alive is what counts; a kill that raced with a normal exit does not.
-    return { args, killed: killed && signal === 'SIGKILL', code, signal, ms: Date.now() - started, tail, timedOut };
+    return { args, killed: killed && signal === 'SIGKILL', code, signal, ms: Date.now() - started, tail, timedOut, secretLeaked };
   });
 }

@@ -33,6 +33,8 @@ eachServer('worker SIGKILLed at random moments on %s', (dialect) => {
   it('after ≥ 6 kills, source changes and faults, Feishu holds exactly the approved rows: nothing missing, duplicated, unrevoked or stuck', async () => {
     result = await runChaos(db, { records: 300, kills: 6, seed: 2026, faultRate: 0.1 });
     expect(result.kills).toBeGreaterThanOrEqual(6);
+    // No log line, error message or sync-table column of any run held the app secret.
+    expect(result.secretLeaks).toBe(0);
     expect({ missing: result.missing, duplicated: result.duplicated, unrevoked: result.unrevoked, stuck: result.stuck }).toEqual({ missing: 0, duplicated: 0, unrevoked: 0, stuck: 0 });
     expect(result.contentDiff).toEqual({ missing: 0, surplus: 0 });
     // The suites' own oracle, independent of the sync table, agrees.
