@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { DateTime } from 'luxon';
 import { KINDS, type Kind } from '../src/kinds.js';
-import { cancelRows, createSampleSchema, seedSample, softDeleteRows, sqlTime, touchRows } from '../src/sample/index.js';
+import { cancelRows, createSampleSchema, sampleNow, seedSample, softDeleteRows, sqlTime, touchRows } from '../src/sample/index.js';
 import { migrateLatest } from '../src/state/migrate.js';
 
 /*
@@ -45,7 +45,7 @@ export async function seedSource(db: Knex, o: { records: number; seed: number; n
   const days = 60;
   await createSampleSchema(db);
   // updated_at an hour back: after the first pass the lookback window holds only the churn.
-  await seedSample(db, { employees, leaves, overtime, trips, outs, seed: o.seed, startDate: start.toISODate()!, days, now: o.now ?? DateTime.utc().minus({ hours: 1 }) });
+  await seedSample(db, { employees, leaves, overtime, trips, outs, seed: o.seed, startDate: start.toISODate()!, days, now: o.now ?? sampleNow().minus({ hours: 1 }) });
   await migrateLatest(db, 'attendance_sync_');
   return {
     employees,
@@ -190,7 +190,7 @@ export class SourceChurn {
     const table = SOURCE_TABLES[kind];
     const pool = (await this.db(table).select('id').orderBy('id').limit(2000)) as Array<{ id: number | string }>;
     if (pool.length === 0) return 0;
-    const now = sqlTime(DateTime.utc());
+    const now = sqlTime(sampleNow());
     const rows: Array<Record<string, unknown>> = [];
     for (let i = 0; i < n; i++) {
       const srcId = Number(pool[Math.floor(this.rng() * pool.length)]!.id);

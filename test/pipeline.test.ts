@@ -3,7 +3,7 @@ import { createTestDatabase, dialectsUnderTest, type TestDatabase } from './help
 import { activeInLedger, diffLedger, expectedFromSource, prepareSample, sampleConfig, testPipeline } from './helpers/pipeline.js';
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
 import { runCycle } from '../src/pipeline/cycle.js';
-import { cancelRows, softDeleteRows, sqlTime, touchRows } from '../src/sample/index.js';
+import { cancelRows, sampleNow, softDeleteRows, sqlTime, touchRows } from '../src/sample/index.js';
 import { statusCounts } from '../src/state/syncRecords.js';
 import { getWatermark } from '../src/state/watermarks.js';
 import { stateTables } from '../src/state/tables.js';
@@ -65,7 +65,7 @@ describe.each(dialectsUnderTest())('sync pipeline on %s', (dialect) => {
 
   it('an invalid row is recorded with its reasons while the rest syncs; fixing it syncs it', async () => {
     const p = testPipeline(db, sampleConfig(db.url, emu));
-    const now = sqlTime(DateTime.utc());
+    const now = sqlTime(sampleNow());
     const good = (await db.db('leave_requests').where({ status: 'approved' }).whereNull('deleted_at').orderBy('id', 'desc').first()) as { id: number };
     const bad = 300_000;
     await db.db('leave_requests').insert({ id: bad, employee_id: 2, leave_type_code: 'XYZ', start_at: '2026-06-03 09:00:00', end_at: '2026-06-02 18:00:00', duration: 1, reason: '坏数据', status: 'approved', created_at: now, updated_at: now });
@@ -103,7 +103,7 @@ describe.each(dialectsUnderTest())('sync pipeline on %s', (dialect) => {
         raw.feishu.concurrency = 16;
       }),
     );
-    const same = sqlTime(DateTime.utc());
+    const same = sqlTime(sampleNow());
     const rows = Array.from({ length: 1000 }, (_, i) => ({
       id: 100_000 + i,
       employee_id: 1 + (i % 25),

@@ -3,7 +3,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
 import YAML from 'yaml';
-import { DateTime } from 'luxon';
 import { resolveConfig } from '../config/load.js';
 import { connect } from '../db/connect.js';
 import { startEmulator } from '../emulator/index.js';
@@ -11,7 +10,7 @@ import { KINDS } from '../kinds.js';
 import { createLogger } from '../log/logger.js';
 import { runCycle, type CycleResult } from '../pipeline/cycle.js';
 import { openPipeline } from '../pipeline/worker.js';
-import { cancelRows, createSampleSchema, seedSample, softDeleteRows, touchRows } from '../sample/index.js';
+import { cancelRows, createSampleSchema, sampleNow, seedSample, softDeleteRows, touchRows } from '../sample/index.js';
 import { migrateLatest } from '../state/migrate.js';
 import { collectStatus, renderStatus } from '../cli/commands/status.js';
 
@@ -50,7 +49,7 @@ export async function runDemo(opts: { dir: string; out?: NodeJS.WritableStream }
   const url = `sqlite:${dbFile}`;
   const db = connect(url);
   await createSampleSchema(db);
-  const seeded = await seedSample(db, { employees: 12, leaves: 30, overtime: 12, trips: 8, outs: 12, seed: 2026, now: DateTime.utc().minus({ minutes: 30 }) });
+  const seeded = await seedSample(db, { employees: 12, leaves: 30, overtime: 12, trips: 8, outs: 12, seed: 2026, now: sampleNow().minus({ minutes: 30 }) });
   const users = (await db('employees').pluck('employee_no')) as string[];
   say(`   ${seeded.employees} employees, ${seeded.leaves} leave, ${seeded.overtime} overtime, ${seeded.trips} trip and ${seeded.outs} going-out requests`);
 

@@ -17,6 +17,14 @@ const OT_REASONS = ['推进项目进度', '版本上线', '客户紧急需求', 
 const TRIP_REASONS = ['客户现场支持', '参加行业会议', '培训', '供应商审核'];
 const OUT_REASONS = ['拜访客户', '去银行办理业务', '去税务局'];
 
+/** The sample application keeps local wall time in Asia/Shanghai (as the example configs say). */
+export const SAMPLE_TIME_ZONE = 'Asia/Shanghai';
+
+/** "Now" as the sample application writes it into updated_at. */
+export function sampleNow(): DateTime {
+  return DateTime.now().setZone(SAMPLE_TIME_ZONE);
+}
+
 /** Zone-less timestamp text, microseconds always written so text columns sort correctly. */
 export function sqlTime(dt: DateTime): string {
   return `${dt.toFormat('yyyy-MM-dd HH:mm:ss')}.${String(dt.millisecond * 1000).padStart(6, '0')}`;
@@ -64,7 +72,7 @@ export async function seedSample(db: Knex, o: SeedOptions = {}): Promise<SeedRes
   const employees = o.employees ?? 20;
   const days = o.days ?? 60;
   const start = DateTime.fromISO(o.startDate ?? '2026-03-02', { zone: 'UTC' });
-  const now = o.now ?? DateTime.utc();
+  const now = o.now ?? sampleNow();
   const batch = o.batchSize ?? 500;
   const approved = o.approvedShare ?? 0.85;
   const pick = <T>(list: readonly T[]): T => list[Math.floor(r() * list.length)]!;
@@ -209,17 +217,17 @@ export async function seedSample(db: Knex, o: SeedOptions = {}): Promise<SeedRes
 }
 
 /** Like the application: every change moves updated_at. */
-export async function touchRows(db: Knex, table: string, ids: readonly number[], changes: Record<string, unknown>, now = DateTime.utc()): Promise<void> {
+export async function touchRows(db: Knex, table: string, ids: readonly number[], changes: Record<string, unknown>, now = sampleNow()): Promise<void> {
   if (ids.length === 0) return;
   await db(table)
     .whereIn('id', ids as number[])
     .update({ ...changes, updated_at: sqlTime(now) });
 }
 
-export async function cancelRows(db: Knex, table: string, ids: readonly number[], now = DateTime.utc()): Promise<void> {
+export async function cancelRows(db: Knex, table: string, ids: readonly number[], now = sampleNow()): Promise<void> {
   await touchRows(db, table, ids, { status: 'cancelled' }, now);
 }
 
-export async function softDeleteRows(db: Knex, table: string, ids: readonly number[], now = DateTime.utc()): Promise<void> {
+export async function softDeleteRows(db: Knex, table: string, ids: readonly number[], now = sampleNow()): Promise<void> {
   await touchRows(db, table, ids, table === 'out_requests' ? { is_deleted: 1 } : { deleted_at: sqlTime(now) }, now);
 }
