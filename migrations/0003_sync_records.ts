@@ -35,6 +35,8 @@ export const migration: StateMigration = {
       tb.bigInteger('sent_at').nullable();
       tb.unique(['kind', 'source_key', 'version', 'operation', 'generation'], { indexName: `${t.syncRecords}_version_uq` });
       tb.index(['status', 'next_attempt_at'], `${t.syncRecords}_due_idx`);
+      // The claim reads one status in id order and stops at its limit, however deep the outbox.
+      tb.index(['status', 'id'], `${t.syncRecords}_claim_idx`);
       tb.index(['kind', 'source_key', 'id'], `${t.syncRecords}_key_idx`);
     });
   },
