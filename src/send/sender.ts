@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Knex } from 'knex';
 import type { FeishuClient, UserApprovalInput } from '../feishu/client.js';
 import { isFeishuError, type FeishuError } from '../feishu/errors.js';
@@ -105,6 +106,8 @@ export class Sender {
   async drain(signal?: AbortSignal): Promise<SendCounts> {
     const counts: SendCounts = { sent: 0, retried: 0, failed: 0, dead: 0, halted: 0 };
     this.halted = null;
+    // Every call in flight (and every call waiting for the rate limiter) listens to the signal.
+    if (signal) setMaxListeners(Math.max(10, this.o.concurrency * 4), signal);
     const queue: SyncRecord[] = [];
     const sent = new SentBuffer(this.o.state, this.o.t, this.o.owner);
     const stop = () => signal?.aborted === true || this.halted !== null;
