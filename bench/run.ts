@@ -12,7 +12,6 @@
  * against the floor set by 50 calls/s).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,13 +26,13 @@ import { openPipeline } from '../src/pipeline/worker.js';
 import { createSampleSchema, seedSample } from '../src/sample/index.js';
 import { migrateLatest } from '../src/state/migrate.js';
 import { iterateChanged, pageQuery } from '../src/source/extract.js';
+import { ADMIN_URLS, createScratchDatabase, type ScratchDatabase } from '../chaos/databases.js';
 import type { AnyKindConfig } from '../src/config/schema.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = path.join(ROOT, 'dist/src/cli/index.js');
 const SELF = fileURLToPath(import.meta.url);
-const ADMIN = { pg: process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', mysql: process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test' } as const;
-type Dialect = keyof typeof ADMIN;
+type Dialect = keyof typeof ADMIN_URLS;
 
 // ---------------------------------------------------------------- infrastructure
 
@@ -69,31 +68,10 @@ async function startEmulatorProcess(rateLimit: number): Promise<EmulatorProcess>
   };
 }
 
-interface BenchDb {
-  url: string;
-  db: Knex;
-  drop(): Promise<void>;
-}
+type BenchDb = ScratchDatabase;
 
-async function createDb(dialect: Dialect, label: string): Promise<BenchDb> {
-  const name = `bench_${label}_${crypto.randomBytes(3).toString('hex')}`;
-  const admin = connect(ADMIN[dialect], { poolMax: 1 });
-  await admin.raw(dialect === 'pg' ? `CREATE DATABASE ${name}` : `CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4`);
-  await admin.destroy();
-  const u = new URL(ADMIN[dialect]);
-  u.pathname = `/${name}`;
-  const url = u.toString();
-  const db = connect(url, { poolMax: 4 });
-  return {
-    url,
-    db,
-    async drop() {
-      await db.destroy();
-      const a = connect(ADMIN[dialect], { poolMax: 1 });
-      await a.raw(dialect === 'pg' ? `DROP DATABASE IF EXISTS ${name} WITH (FORCE)` : `DROP DATABASE IF EXISTS \`${name}\``);
-      await a.destroy();
-    },
-  };
+function createDb(dialect: Dialect, label: string): Promise<BenchDb> {
+  return createScratchDatabase(dialect, `bench_${label}`);
 }
 
 function benchConfig(url: string, emuUrl: string, tweak: (raw: any) => void = () => {}): ResolvedConfig {

@@ -4,7 +4,7 @@ import type { DialectName } from '../src/db/url.js';
 
 export type ServerDialect = Exclude<DialectName, 'sqlite'>;
 
-/** Where the throw-away databases are created: the same servers and variables as the tests. */
+/** Where throw-away databases are created (tests, the crash test, the benchmark). */
 export const ADMIN_URLS: Readonly<Record<ServerDialect, string>> = {
   pg: process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
   mysql: process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test',
@@ -22,19 +22,19 @@ export interface ScratchDatabase extends ChaosDatabase {
 }
 
 /** Create an empty database on the local server; `drop` removes it (and closes `db`). */
-export async function createScratchDatabase(dialect: ServerDialect, label = 'chaos'): Promise<ScratchDatabase> {
+export async function createScratchDatabase(dialect: ServerDialect, label = 'chaos', o: { poolMax?: number } = {}): Promise<ScratchDatabase> {
   const name = `as_${label.replace(/[^a-z0-9]+/gi, '_').toLowerCase().slice(0, 24)}_${crypto.randomBytes(4).toString('hex')}`;
   const adminUrl = ADMIN_URLS[dialect];
   const admin = connect(adminUrl, { poolMax: 1 });
   try {
     await admin.raw(dialect === 'pg' ? `CREATE DATABASE "${name}"` : `CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
   } catch (err) {
-    throw new Error(`cannot create a ${dialect} database through ${adminUrl}: ${(err as Error).message}. Is the server running?`);
+    throw new Error(`cannot create a ${dialect} database through ${adminUrl}: ${(err as Error).message}. Is the server running? (README: Development)`);
   } finally {
     await admin.destroy();
   }
   const url = adminUrl.replace(/\/[^/]*$/, `/${name}`);
-  const db = connect(url, { poolMax: 4 });
+  const db = connect(url, { poolMax: o.poolMax ?? 4 });
   return {
     dialect,
     url,

@@ -21,7 +21,7 @@ function busyWait(ms: number): void {
 }
 
 describe('RateLimiter', () => {
-  it('spreads calls evenly and never lets N+1 into any window of 1000 + slack ms', async () => {
+  it('spreads calls evenly and never lets N+1 into any one-second window', async () => {
     const limiter = new RateLimiter({ ratePerSecond: 20, slackMs: 20 });
     const times: number[] = [];
     const started = performance.now();
@@ -32,7 +32,9 @@ describe('RateLimiter', () => {
         }),
       ),
     );
-    expect(busiestWindow(times, 1020)).toBeLessThanOrEqual(20);
+    // Releases are N per 1000 + slack ms; the times seen here come a microtask later, with up
+    // to `slack` of jitter on a loaded host, so the server's one-second windows are checked.
+    expect(busiestWindow(times, 1000)).toBeLessThanOrEqual(20);
     // Evenly spaced (capacity one): the typical gap is one spacing (51 ms). A timer that fires
     // late shortens the gap after it, so the median is checked, not the minimum.
     const sorted = [...times].sort((a, b) => a - b);
@@ -59,7 +61,7 @@ describe('RateLimiter', () => {
     await new Promise((r) => setTimeout(r, 150));
     busyWait(300);
     await all;
-    expect(busiestWindow(times, 1020)).toBeLessThanOrEqual(25);
+    expect(busiestWindow(times, 1000)).toBeLessThanOrEqual(25);
   });
 
   it('serves waiters first in, first out, and urgent ones first', async () => {

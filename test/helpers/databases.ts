@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { connect, type Knex } from '../../src/db/connect.js';
+import { ADMIN_URLS, createScratchDatabase } from '../../chaos/databases.js';
 import type { DialectName } from '../../src/db/url.js';
 
 /**
@@ -13,10 +14,7 @@ import type { DialectName } from '../../src/db/url.js';
  * reached fails the suite: database suites never skip silently. Outside CI a developer may
  * opt out explicitly with ATTENDANCE_SYNC_TEST_SKIP=pg,mysql.
  */
-export const ADMIN_URLS: Readonly<Record<Exclude<DialectName, 'sqlite'>, string>> = {
-  pg: process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-  mysql: process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test',
-};
+export { ADMIN_URLS };
 
 export const ALL_DIALECTS: readonly DialectName[] = ['pg', 'mysql', 'sqlite'];
 
@@ -56,30 +54,5 @@ export async function createTestDatabase(dialect: DialectName, label: string): P
       },
     };
   }
-  const adminUrl = ADMIN_URLS[dialect];
-  const admin = connect(adminUrl, { poolMax: 1 });
-  try {
-    await admin.raw(dialect === 'pg' ? `CREATE DATABASE "${name}"` : `CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
-  } catch (err) {
-    await admin.destroy();
-    throw new Error(`cannot create a ${dialect} test database through ${adminUrl}: ${(err as Error).message}. Is the server running? (README: Development)`);
-  }
-  await admin.destroy();
-  const url = adminUrl.replace(/\/[^/]*$/, `/${name}`);
-  const db = connect(url);
-  return {
-    dialect,
-    url,
-    db,
-    async drop() {
-      await db.destroy();
-      const admin2 = connect(adminUrl, { poolMax: 1 });
-      try {
-        if (dialect === 'pg') await admin2.raw(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-        else await admin2.raw(`DROP DATABASE IF EXISTS \`${name}\``);
-      } finally {
-        await admin2.destroy();
-      }
-    },
-  };
+  return createScratchDatabase(dialect, label);
 }
