@@ -4,7 +4,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { DateTime } from 'luxon';
 import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
-import { activeInLedger, diffLedger, expectedFromSource, prepareSample, sampleConfig, testPipeline } from './helpers/pipeline.js';
+import { activeInLedger, diffLedger, expectedFromSource, expectLedgerMatchesSource, prepareSample, sampleConfig, testPipeline } from './helpers/pipeline.js';
 import { runCli } from './helpers/cli.js';
 import { startEmulator, type Emulator, type EmulatorStats } from '../src/emulator/index.js';
 import type { Kind } from '../src/kinds.js';
@@ -53,18 +53,6 @@ async function waitFor(what: () => boolean | Promise<boolean>, ms: number, stepM
     await new Promise((r) => setTimeout(r, stepMs));
   }
   return false;
-}
-
-/** No idempotent_id is stored twice in Feishu. */
-function expectNoDuplicateKeys(emu: Emulator): void {
-  const keys = emu.ledger().map((e) => e.idempotentId);
-  expect(keys.every((k) => typeof k === 'string')).toBe(true);
-  expect(new Set(keys).size).toBe(keys.length);
-}
-
-async function expectLedgerMatchesSource(db: TestDatabase, emu: Emulator): Promise<void> {
-  expect(diffLedger(await expectedFromSource(db.db), activeInLedger(emu.ledger()))).toEqual({ missing: 0, duplicated: 0, unexpected: 0 });
-  expectNoDuplicateKeys(emu);
 }
 
 describe('the app secret is revoked mid-run (pg)', () => {

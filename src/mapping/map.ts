@@ -62,10 +62,6 @@ function isEmpty(v: unknown): boolean {
   return isBlank(v) || (typeof v === 'string' && cleanText(v) === '');
 }
 
-function hasOwn(o: object, key: string): boolean {
-  return Object.prototype.hasOwnProperty.call(o, key);
-}
-
 /** A decimal number as text ("8", "-2.50", ".5"); hex, exponents, "Infinity" are not. */
 const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
 
@@ -110,7 +106,7 @@ class RowReader {
     }
     if (s.map) {
       const key = scalarText(v)?.trim();
-      if (key === undefined || !hasOwn(s.map, key)) {
+      if (key === undefined || !Object.hasOwn(s.map, key)) {
         this.reasons.push(`${this.label(name, spec)}: unknown value ${shown(key ?? v)} (not in its map)`);
         return undefined;
       }
@@ -286,7 +282,7 @@ function buildLeaveLike(kind: 'leave' | 'out', cfg: LeaveKindConfig, r: RowReade
   if (code !== undefined) {
     const c = scalarText(code)?.trim();
     // Own keys only: a code such as "constructor" must not find Object.prototype's members.
-    if (c !== undefined && hasOwn(cfg.types, c)) type = cfg.types[c];
+    if (c !== undefined && Object.hasOwn(cfg.types, c)) type = cfg.types[c];
     else r.reasons.push(`fields.type: unknown type code ${shown(c ?? code)} (not in kinds.${kind}.types)`);
   }
   const unit = r.int('unit', f.unit, true, [1, 2, 3, 4]);
@@ -381,7 +377,7 @@ function buildTrip(cfg: TripKindConfig, r: RowReader, ctx: MapContext) {
     if (raw !== undefined) {
       transportation = [];
       for (const part of splitList(raw)) {
-        const mapped = spec.map ? (hasOwn(spec.map, part) ? spec.map[part] : undefined) : part;
+        const mapped = spec.map ? (Object.hasOwn(spec.map, part) ? spec.map[part] : undefined) : part;
         const n = Number(mapped);
         if (mapped === undefined || !Number.isInteger(n) || n < 1 || n > 6) {
           r.reasons.push(`fields.transportation: unknown value ${shown(part)} (expected 1–6${spec.map ? ' or a key of its map' : ''})`);

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { KIND_ARRAY, type Kind } from '../kinds.js';
+import { withIdempotentId, type Kind } from '../kinds.js';
 import type { Logger } from '../log/logger.js';
 import type { MappedRow } from '../mapping/map.js';
 import type { Cursor } from '../source/extract.js';
@@ -136,9 +136,7 @@ export async function planRows(
           const used = history.filter((c) => c.version === m.version).map((c) => c.generation);
           const generation = used.length > 0 ? Math.max(...used) + 1 : 0;
           const idem = idempotencyKey({ namespace: deps.namespace, kind, sourceKey: key, version: m.version, generation });
-          const arr = KIND_ARRAY[kind];
-          const items = (m.request as Record<string, unknown>)[arr] as Array<Record<string, unknown>>;
-          const payload = { ...m.request, [arr]: items.map((i) => ({ ...i, idempotent_id: idem })) };
+          const payload = withIdempotentId(m.request, kind, idem);
           ops.push({
             kind,
             sourceKey: key,

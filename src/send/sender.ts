@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import type { FeishuClient, UserApprovalInput } from '../feishu/client.js';
 import { isFeishuError, type FeishuError } from '../feishu/errors.js';
 import type { EmployeeType } from '../feishu/schema.js';
-import { KIND_ARRAY } from '../kinds.js';
+import { KIND_ARRAY, withIdempotentId } from '../kinds.js';
 import type { Logger } from '../log/logger.js';
 import { describeError } from '../errors.js';
 import { redact } from '../log/redact.js';
@@ -286,14 +286,11 @@ export class Sender {
       // the next generation's key; if Feishu holds that one, it is found and matched.
       const generation = op.generation + 1;
       const key = idempotencyKey({ namespace: this.o.namespace, kind: op.kind, sourceKey: op.sourceKey, version: op.version, generation });
-      const arr = KIND_ARRAY[op.kind];
-      const payload = op.payload as Record<string, unknown>;
-      const items = (payload[arr] as Array<Record<string, unknown>> | undefined) ?? [];
       const moved = await regenerateCreate(state, t, op.id, {
         owner,
         generation,
         idempotencyKey: key,
-        payload: { ...payload, [arr]: items.map((i) => ({ ...i, idempotent_id: key })) },
+        payload: withIdempotentId(op.payload, op.kind, key),
         code,
         msg,
         errorCode,

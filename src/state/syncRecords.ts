@@ -261,7 +261,16 @@ export async function markRetry(
   id: number,
   o: { owner: string; nextAttemptAt: number; code: number | null; msg: string | null; errorCode: string | null; countAttempt: boolean; now?: number },
 ): Promise<boolean> {
-  const n = await leased(db, t, id, o.owner).update({
+  const n = await leased(db, t, id, o.owner).update(backToPending(db, o));
+  return n > 0;
+}
+
+/** The columns that hand a leased operation back: pending, due at `nextAttemptAt`, the outcome noted. */
+function backToPending(
+  db: Knex,
+  o: { nextAttemptAt: number; code: number | null; msg: string | null; errorCode: string | null; countAttempt: boolean; now?: number },
+): Record<string, unknown> {
+  return {
     status: OP_STATUS.PENDING,
     next_attempt_at: o.nextAttemptAt,
     feishu_code: o.code,
@@ -271,8 +280,7 @@ export async function markRetry(
     lease_owner: null,
     lease_until: null,
     updated_at: o.now ?? Date.now(),
-  });
-  return n > 0;
+  };
 }
 
 /**
@@ -289,18 +297,10 @@ export async function regenerateCreate(
   const now = o.now ?? Date.now();
   try {
     const n = await leased(db, t, id, o.owner).update({
+      ...backToPending(db, { ...o, nextAttemptAt: now, countAttempt: true, now }),
       generation: o.generation,
       idempotency_key: o.idempotencyKey,
       payload: JSON.stringify(o.payload),
-      status: OP_STATUS.PENDING,
-      next_attempt_at: now,
-      feishu_code: o.code,
-      feishu_msg: o.msg,
-      error_code: o.errorCode,
-      attempts: db.raw('attempts + 1'),
-      lease_owner: null,
-      lease_until: null,
-      updated_at: now,
     });
     return n > 0;
   } catch {

@@ -109,3 +109,16 @@ export function diffLedger(expected: Record<Kind, string[]>, actual: Record<Kind
   }
   return { missing, duplicated, unexpected };
 }
+
+/** No idempotent_id is stored twice in Feishu (and every stored item has one). */
+export function expectNoDuplicateKeys(emu: Emulator): void {
+  const keys = emu.ledger().map((e) => e.idempotentId);
+  expect(keys.every((k) => typeof k === 'string')).toBe(true);
+  expect(new Set(keys).size).toBe(keys.length);
+}
+
+/** Feishu holds exactly the approved source rows, each stored once. */
+export async function expectLedgerMatchesSource(db: TestDatabase, emu: Emulator): Promise<void> {
+  expect(diffLedger(await expectedFromSource(db.db), activeInLedger(emu.ledger()))).toEqual({ missing: 0, duplicated: 0, unexpected: 0 });
+  expectNoDuplicateKeys(emu);
+}

@@ -3,6 +3,7 @@ import { runCycle } from '../../pipeline/cycle.js';
 import { openPipeline } from '../../pipeline/worker.js';
 import { Daemon } from '../../worker/daemon.js';
 import { judgeHealth, Metrics, startMetricsServer, type HealthInput } from '../../metrics/metrics.js';
+import { describeError } from '../../errors.js';
 import { loadContext } from '../context.js';
 
 export function register(program: Command): void {
@@ -19,9 +20,15 @@ export function register(program: Command): void {
       const daemon = new Daemon({
         lock: p.lock,
         runCycle: async (signal, o) => {
-          const r = await runCycle(p.deps, { signal, rescan: o.rescan });
-          lastCycle = { at: Date.now(), outcome: r.outcome, halted: r.send.halted, error: r.error };
-          if (r.outcome !== 'failed' && r.send.halted === 0) lastGoodCycleAt = lastCycle.at;
+          try {
+            const r = await runCycle(p.deps, { signal, rescan: o.rescan });
+            lastCycle = { at: Date.now(), outcome: r.outcome, halted: r.send.halted, error: r.error };
+            if (r.outcome !== 'failed' && r.send.halted === 0) lastGoodCycleAt = lastCycle.at;
+          } catch (err) {
+            // A cycle that could not even start (the state database is down) failed too.
+            lastCycle = { at: Date.now(), outcome: 'failed', halted: 0, error: describeError(err) };
+            throw err;
+          }
         },
         schedule: config.sync.schedule,
         rescanSchedule: config.sync.rescan_window_days > 0 ? config.sync.rescan_schedule : null,
@@ -37,9 +44,7 @@ export function register(program: Command): void {
             health: () => {
               const s = daemon.status;
               metrics.leader.set(s.state === 'leader' ? 1 : 0);
-              // A cycle that threw (rather than returning a failed outcome) counts as failed too.
-              const last = s.lastCycleError && (!lastCycle || (s.lastCycleOk ?? 0) < lastCycle.at) ? { at: Date.now(), outcome: 'failed', halted: 0, error: s.lastCycleError } : lastCycle;
-              return judgeHealth({ state: s.state, startedAt, lastGoodCycleAt, lastCycle: last, staleAfterMs: config.metrics.stale_after_seconds * 1000 });
+              return judgeHealth({ state: s.state, startedAt, lastGoodCycleAt, lastCycle, staleAfterMs: config.metrics.stale_after_seconds * 1000 });
             },
           })
         : undefined;
