@@ -28,7 +28,7 @@ export interface EmulatorOptions {
   latencyMs: number;
   /** Known user ids; when set, others get 1220004. */
   users: readonly string[] | null;
-  /** Dates (yyyyMMdd) before this are sealed: 1220600 "…sealed…". */
+  /** Dates (yyyyMMdd) before this are sealed: creates and revokes of them get 1220600 "…sealed…". */
   sealedUntil: string | null;
   /** The zone of the response `time_zone` and of "today". */
   timeZone: string;

@@ -44,6 +44,7 @@ export function register(program: Command): void {
     .option('--strict', 'enforce uniq_id shorter than 14 characters')
     .option('--duplicate <mode>', 'answer to a repeated idempotent_id: conflict | replay', 'conflict')
     .option('--latency <ms>', 'delay before every attendance answer', int('--latency'), 0)
+    .option('--sealed-until <yyyyMMdd>', 'dates before this are sealed (封账): their creates and revokes are refused')
     .action(async (o: Record<string, unknown>) => {
       let faults = {};
       try {
@@ -52,6 +53,7 @@ export function register(program: Command): void {
         throw new ConfigError([(err as Error).message]);
       }
       if (o.duplicate !== 'conflict' && o.duplicate !== 'replay') throw new ConfigError(['--duplicate: conflict or replay']);
+      if (o.sealedUntil !== undefined && !/^\d{8}$/.test(String(o.sealedUntil))) throw new ConfigError(['--sealed-until: a date as yyyyMMdd']);
       const emu = await startEmulator({
         host: String(o.host),
         port: o.port as number,
@@ -65,6 +67,7 @@ export function register(program: Command): void {
         strict: o.strict === true,
         duplicateIdempotentId: o.duplicate,
         latencyMs: o.latency as number,
+        sealedUntil: typeof o.sealedUntil === 'string' ? o.sealedUntil : null,
       });
       process.stdout.write(
         [
