@@ -5,7 +5,18 @@ import type { MappedRow } from '../mapping/map.js';
 import type { Cursor } from '../source/extract.js';
 import type { StateTables } from '../state/tables.js';
 import { getRecords, upsertRecords, type RecordUpsert } from '../state/records.js';
-import { createsByKeys, insertOperations, markSuperseded, OP_STATUS, OPERATIONS, type NewOperation, type SyncRecord } from '../state/syncRecords.js';
+import {
+  createsByKeys,
+  insertOperations,
+  markSuperseded,
+  mayExistInFeishu,
+  OP_STATUS,
+  OPERATIONS,
+  revokedCreateIds,
+  revokeOf,
+  type NewOperation,
+  type SyncRecord,
+} from '../state/syncRecords.js';
 import { setWatermark } from '../state/watermarks.js';
 import { idempotencyKey, versionHash } from './version.js';
 
@@ -42,6 +53,8 @@ const NO_KEY = '(no key)';
 
 /** Statuses of a create that is, or may become, an approval in Feishu. */
 const LIVE: readonly string[] = [OP_STATUS.PENDING, OP_STATUS.SENDING, OP_STATUS.SENT];
+/** Statuses of a create that gave up until `retry`: Feishu may hold it all the same (a lost reply). */
+const STOPPED: readonly string[] = [OP_STATUS.FAILED, OP_STATUS.DEAD];
 
 class DryRun extends Error {}
 
@@ -80,7 +93,10 @@ function dedupe(kind: Kind, mapped: readonly MappedRow[]): MappedRow[] {
  * new → create; changed → revoke the previous approval, then create the new version;
  * cancelled / rejected / deleted → revoke; unchanged → nothing; invalid → recorded once with
  * its reasons, the earlier approval (if any) left standing until the row is fixed.
- * A previous create that never left (pending, no attempt) is superseded instead of revoked.
+ * Undoing covers the live create and every failed or dead one not undone yet (a `retry` would
+ * otherwise bring the old version back). A create Feishu cannot hold (never attempted, or
+ * refused outright) is superseded; any other is revoked, and a revoke of a create without an
+ * approval_id looks it up by its idempotent_id first.
  */
 export async function planRows(
   deps: PlanDeps,
@@ -98,41 +114,38 @@ export async function planRows(
       const keys = mapped.map((m) => m.sourceKey ?? NO_KEY);
       const records = await getRecords(trx, deps.t, kind, keys);
       const creates = await createsByKeys(trx, deps.t, kind, keys);
+      const undone = await revokedCreateIds(trx, deps.t, kind, keys);
       const ops: NewOperation[] = [];
       const supersede: number[] = [];
       const upserts: RecordUpsert[] = [];
 
-      const undo = (current: SyncRecord) => {
-        if (current.status === OP_STATUS.PENDING && current.attempts === 0) {
-          supersede.push(current.id);
-          counts.superseded++;
-          return;
+      const undo = (list: ReadonlyArray<SyncRecord | undefined>) => {
+        for (const c of list) {
+          if (!c) continue;
+          if (mayExistInFeishu(c)) {
+            ops.push(revokeOf(c));
+            counts.revoked++;
+          } else {
+            supersede.push(c.id);
+            counts.superseded++;
+          }
         }
-        ops.push({
-          kind,
-          sourceKey: current.sourceKey,
-          version: current.version,
-          generation: current.generation,
-          operation: OPERATIONS.REVOKE,
-          revokesId: current.id,
-          userId: current.userId,
-          effectiveDate: current.effectiveDate,
-        });
-        counts.revoked++;
       };
 
       for (const m of mapped) {
         const key = m.sourceKey ?? NO_KEY;
         const rec = records.get(key);
         const history = creates.get(key) ?? [];
-        const current = [...history].reverse().find((c) => LIVE.includes(c.status));
+        const open = history.filter((c) => !undone.has(c.id));
+        const current = [...open].reverse().find((c) => LIVE.includes(c.status));
+        const stopped = open.filter((c) => STOPPED.includes(c.status));
         if (m.outcome === 'valid') {
           if (rec?.version === m.version) {
             counts.unchanged++;
             if (rec.state !== 'active') upserts.push({ ...rec, state: 'active', reasons: null });
             continue;
           }
-          if (current) undo(current);
+          undo([current, ...stopped]);
           const used = history.filter((c) => c.version === m.version).map((c) => c.generation);
           const generation = used.length > 0 ? Math.max(...used) + 1 : 0;
           const idem = idempotencyKey({ namespace: deps.namespace, kind, sourceKey: key, version: m.version, generation });
@@ -152,7 +165,7 @@ export async function planRows(
           counts.created++;
         } else if (m.outcome === 'inactive') {
           counts.inactive++;
-          if (current) undo(current);
+          undo([current, ...stopped]);
           if (rec || current) {
             upserts.push({
               kind,

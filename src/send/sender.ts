@@ -9,7 +9,19 @@ import { describeError } from '../errors.js';
 import { redact } from '../log/redact.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { StateTables } from '../state/tables.js';
-import { claimDue, findById, markFailed, markRetry, markRevoked, markSentMany, regenerateCreate, releaseLeases, type SyncRecord } from '../state/syncRecords.js';
+import {
+  claimDue,
+  findById,
+  markFailed,
+  markRetry,
+  markRevoked,
+  markSentMany,
+  mayExistInFeishu,
+  OP_STATUS,
+  regenerateCreate,
+  releaseLeases,
+  type SyncRecord,
+} from '../state/syncRecords.js';
 import { idempotencyKey } from '../plan/version.js';
 
 export interface SendCounts {
@@ -201,8 +213,43 @@ export class Sender {
   }
 
   private async create(op: SyncRecord, signal?: AbortSignal): Promise<string> {
-    const res = await this.o.client.createUserApproval(this.o.employeeType, op.payload as UserApprovalInput, { signal });
-    return res.approvalId;
+    try {
+      const res = await this.o.client.createUserApproval(this.o.employeeType, op.payload as UserApprovalInput, { signal });
+      return res.approvalId;
+    } catch (err) {
+      // A refusal speaks for this attempt only. When an earlier one may have been stored (its
+      // reply lost, then `retry`), Feishu may hold the record and still refuse it now (a period
+      // sealed meanwhile): look it up before the create is recorded as failed, so that "failed
+      // and refused" always means "not in Feishu" to the planner.
+      if (isFeishuError(err) && err.category === 'permanent' && mayExistInFeishu({ ...op, status: OP_STATUS.PENDING })) {
+        // A lookup that fails is retried like any transient error: the create stays in doubt.
+        const found = await this.findStored(op, signal);
+        if (found) return found;
+      }
+      throw err;
+    }
+  }
+
+  /** The approval_id Feishu holds, approved, for this create's idempotent_id; null if none is found. */
+  private async findStored(op: SyncRecord, signal?: AbortSignal): Promise<string | null> {
+    const payload = (op.payload ?? {}) as Record<string, unknown>;
+    const item = ((payload[KIND_ARRAY[op.kind]] as Array<Record<string, unknown>> | undefined) ?? [])[0] ?? {};
+    if (!op.idempotencyKey) return null;
+    const found = await this.o.client.findByIdempotentId(
+      {
+        employeeType: this.o.employeeType,
+        userId: String(payload.user_id ?? op.userId ?? ''),
+        date: String(payload.date ?? ''),
+        kind: op.kind,
+        idempotentId: op.idempotencyKey,
+        startTime: typeof item.start_time === 'string' ? item.start_time : undefined,
+        endTime: typeof item.end_time === 'string' ? item.end_time : undefined,
+        createdFrom: op.createdAt - 86_400_000,
+        statuses: [2],
+      },
+      { signal },
+    );
+    return found?.approvalId ?? null;
   }
 
   /**
@@ -223,7 +270,8 @@ export class Sender {
       endTime: typeof item.end_time === 'string' ? item.end_time : undefined,
     };
     let approvalId = create.approvalId;
-    if (!approvalId && create.idempotencyKey && create.attempts > 0) {
+    // The planner revokes only creates that may exist; one requeued by `retry` has its attempts reset.
+    if (!approvalId && create.idempotencyKey) {
       const found = await this.o.client.findByIdempotentId(
         { ...lookup, kind: op.kind, idempotentId: create.idempotencyKey, createdFrom: create.createdAt - 86_400_000 },
         { signal },

@@ -2,8 +2,9 @@ import type { Knex } from 'knex';
 import type { Kind } from '../kinds.js';
 import { AppError } from '../errors.js';
 import { dialectFor } from '../db/dialect.js';
+import { CODE_CATEGORY, type FeishuCategory } from '../feishu/errors.js';
 import type { StateTables } from './tables.js';
-import { chunks } from './records.js';
+import { chunks, getRecords } from './records.js';
 import { fromJson, toInt, toMillis } from './values.js';
 
 /*
@@ -28,6 +29,8 @@ export type Operation = (typeof OPERATIONS)[keyof typeof OPERATIONS];
 
 /** Statuses of an operation that is still to run: later operations on the same key wait for it. */
 const IN_FLIGHT: readonly OpStatus[] = [OP_STATUS.PENDING, OP_STATUS.SENDING];
+/** Statuses of an operation that gave up until an operator acts (`retry`). */
+const STOPPED: readonly OpStatus[] = [OP_STATUS.FAILED, OP_STATUS.DEAD];
 
 export interface SyncRecord {
   readonly id: number;
@@ -102,6 +105,52 @@ function fromRow(r: Row): SyncRecord {
   };
 }
 
+/** Answers that refused a call before anything was stored: a create that got only these is not in Feishu. */
+const REFUSED: ReadonlySet<FeishuCategory> = new Set<FeishuCategory>(['permanent', 'rate_limited', 'auth', 'quota']);
+
+/**
+ * Whether Feishu may hold this create. Only a create never attempted, or refused outright on
+ * its only attempt, is certainly absent; one that was confirmed, or that had an attempt end
+ * without a definite answer (a lost reply, a timeout, attempts used up, a duplicate key, a
+ * shutdown mid-call), may exist, also after `retry` or `backfill --resend` queued it again with
+ * its attempts reset (the error code, approval_id and sent_at stay).
+ */
+export function mayExistInFeishu(c: SyncRecord): boolean {
+  if (c.operation !== OPERATIONS.CREATE) return false;
+  if (c.approvalId !== null || c.sentAt !== null) return true;
+  if (c.errorCode !== null) {
+    // Not a Feishu code (ABORTED, SEND_ERROR): the call may have been under way.
+    const category = CODE_CATEGORY[c.errorCode as keyof typeof CODE_CATEGORY] as FeishuCategory | undefined;
+    if (category === undefined || !REFUSED.has(category)) return true;
+  }
+  switch (c.status) {
+    case OP_STATUS.SENT:
+    case OP_STATUS.SENDING:
+    case OP_STATUS.DEAD:
+      return true;
+    case OP_STATUS.FAILED:
+      return c.attempts > 1; // attempts before the refusal may have been stored
+    case OP_STATUS.PENDING:
+      return c.attempts > 0;
+    default:
+      return false;
+  }
+}
+
+/** The revoke that undoes `create` (looked up by its idempotent_id first when no approval_id is known). */
+export function revokeOf(create: SyncRecord): NewOperation {
+  return {
+    kind: create.kind,
+    sourceKey: create.sourceKey,
+    version: create.version,
+    generation: create.generation,
+    operation: OPERATIONS.REVOKE,
+    revokesId: create.id,
+    userId: create.userId,
+    effectiveDate: create.effectiveDate,
+  };
+}
+
 /**
  * Add planned operations. Re-planning the same version (a lookback re-read, a crash before
  * the watermark moved) hits the unique key and is ignored: planning is idempotent.
@@ -148,7 +197,9 @@ function isLockConflict(err: unknown): boolean {
  * crashed; the retry is safe because creates carry their idempotent_id).
  * Head of key: an operation waits while an earlier operation on the same source key is
  * pending or sending, so a revoke always runs before the create of the next version and
- * after the create it undoes.
+ * after the create it undoes. A create also waits while an earlier revoke on its key is
+ * failed or dead (held): the version it replaces may still stand in Feishu, and sending it
+ * would leave both approved. It goes once the revoke is retried and done.
  * PostgreSQL and MySQL / MariaDB claim with FOR UPDATE SKIP LOCKED, so concurrent claimers
  * never take the same row and never wait on each other; SQLite has a single writer.
  */
@@ -173,7 +224,11 @@ export async function claimDue(
               .whereRaw('e.kind = s.kind')
               .andWhereRaw('e.source_key = s.source_key')
               .andWhereRaw('e.id < s.id')
-              .whereIn('e.status', IN_FLIGHT as string[]),
+              .where((w) =>
+                w
+                  .whereIn('e.status', IN_FLIGHT as string[])
+                  .orWhere((held) => held.where('e.operation', OPERATIONS.REVOKE).whereIn('e.status', STOPPED as string[]).andWhere('s.operation', OPERATIONS.CREATE)),
+              ),
           )
           .orderBy('s.id')
           .limit(limit);
@@ -328,10 +383,13 @@ export async function markFailed(
   return n > 0;
 }
 
-/** Creates that never left (pending, no attempt yet) and are replaced by a newer version. */
+/** Creates replaced by a newer version that Feishu cannot hold (`mayExistInFeishu` is false): pending or failed. */
 export async function markSuperseded(trx: Knex, t: StateTables, ids: readonly number[], now = Date.now()): Promise<void> {
   for (const part of chunks(ids)) {
-    await trx(t.syncRecords).whereIn('id', part).where('status', OP_STATUS.PENDING).update({ status: OP_STATUS.SUPERSEDED, updated_at: now });
+    await trx(t.syncRecords)
+      .whereIn('id', part)
+      .whereIn('status', [OP_STATUS.PENDING, OP_STATUS.FAILED])
+      .update({ status: OP_STATUS.SUPERSEDED, updated_at: now });
   }
 }
 
@@ -375,17 +433,117 @@ export async function createsByKeys(db: Knex, t: StateTables, kind: Kind, keys: 
   return out;
 }
 
-/** Queue failed or dead operations again (attempts start over). Returns how many. */
-export async function retryOperations(
+/** The ids of the creates of these keys that a revoke undoes (or is planned to). */
+export async function revokedCreateIds(db: Knex, t: StateTables, kind: Kind, keys: readonly string[]): Promise<Set<number>> {
+  const out = new Set<number>();
+  for (const part of chunks([...new Set(keys)])) {
+    const rows = (await db(t.syncRecords).where({ kind, operation: OPERATIONS.REVOKE }).whereIn('source_key', part).whereNotNull('revokes_id').select('revokes_id')) as Row[];
+    for (const r of rows) out.add(Number(r.revokes_id));
+  }
+  return out;
+}
+
+export interface RetryOutcome {
+  /** Queued again: revokes, and creates that are still their record's current version. */
+  requeued: number;
+  /** Stale creates Feishu cannot hold: superseded. */
+  superseded: number;
+  /** Stale creates Feishu may hold: a revoke (looked up by idempotent_id first) is queued. */
+  revokes: number;
+  /** Creates of a version the source row no longer maps to (it is invalid now): left as they are. */
+  kept: number;
+}
+
+/**
+ * `retry`: queue failed or dead operations again (attempts start over), but only what the
+ * source still wants. A revoke always goes again. A create goes again only while it is its
+ * record's current version; one whose record changed or was cancelled since would bring a
+ * stale version back, so it is superseded instead, or revoked when Feishu may hold it (a
+ * dead create's reply was lost; the revoke looks it up by its idempotent_id first).
+ */
+export async function retryWithOutcome(
   db: Knex,
   t: StateTables,
   o: { status: 'failed' | 'dead'; kind?: Kind; sourceKey?: string; now?: number },
-): Promise<number> {
+): Promise<RetryOutcome> {
   const now = o.now ?? Date.now();
-  let q = db(t.syncRecords).where({ status: o.status });
-  if (o.kind) q = q.andWhere({ kind: o.kind });
-  if (o.sourceKey) q = q.andWhere({ source_key: o.sourceKey });
-  return q.update({ status: OP_STATUS.PENDING, attempts: 0, next_attempt_at: now, updated_at: now });
+  const outcome: RetryOutcome = { requeued: 0, superseded: 0, revokes: 0, kept: 0 };
+  await db.transaction(async (trx) => {
+    let q = trx(t.syncRecords).where({ status: o.status });
+    if (o.kind) q = q.andWhere({ kind: o.kind });
+    if (o.sourceKey) q = q.andWhere({ source_key: o.sourceKey });
+    const stopped = ((await q.orderBy('id')) as Row[]).map(fromRow);
+    const requeue: number[] = [];
+    const supersede: number[] = [];
+    const revokes: NewOperation[] = [];
+    const byKind = new Map<Kind, SyncRecord[]>();
+    for (const op of stopped) {
+      if (op.operation === OPERATIONS.REVOKE) requeue.push(op.id);
+      else byKind.set(op.kind, [...(byKind.get(op.kind) ?? []), op]);
+    }
+    for (const [kind, creates] of byKind) {
+      const keys = creates.map((c) => c.sourceKey);
+      const records = await getRecords(trx, t, kind, keys);
+      const history = await createsByKeys(trx, t, kind, keys);
+      const undone = await revokedCreateIds(trx, t, kind, keys);
+      for (const c of creates) {
+        if (undone.has(c.id)) continue; // its revoke is planned already; that one is retried
+        const rec = records.get(c.sourceKey);
+        const newest = (history.get(c.sourceKey) ?? []).at(-1);
+        const current = !rec || (rec.state !== 'inactive' && rec.version === c.version && newest?.id === c.id);
+        if (current && rec?.state === 'invalid') outcome.kept++;
+        else if (current) requeue.push(c.id);
+        else if (mayExistInFeishu(c)) revokes.push(revokeOf(c));
+        else supersede.push(c.id);
+      }
+    }
+    for (const part of chunks(requeue)) {
+      outcome.requeued += await trx(t.syncRecords)
+        .whereIn('id', part)
+        .where({ status: o.status })
+        .update({ status: OP_STATUS.PENDING, attempts: 0, next_attempt_at: now, updated_at: now });
+    }
+    await markSuperseded(trx, t, supersede, now);
+    await insertOperations(trx, t, revokes, now);
+    outcome.superseded = supersede.length;
+    outcome.revokes = revokes.length;
+  });
+  return outcome;
+}
+
+/** `retryWithOutcome`, returning how many operations were queued again. */
+export async function retryOperations(db: Knex, t: StateTables, o: { status: 'failed' | 'dead'; kind?: Kind; sourceKey?: string; now?: number }): Promise<number> {
+  return (await retryWithOutcome(db, t, o)).requeued;
+}
+
+/** A create held back by a failed or dead revoke of the version before it (see `claimDue`). */
+export interface HeldCreate {
+  readonly create: SyncRecord;
+  readonly revoke: SyncRecord;
+}
+
+/**
+ * Held creates, oldest first, each with the revoke it waits for, and how many there are.
+ * Found from the failed and dead revokes (few, and indexed by status), not by scanning the
+ * pending creates, however deep the outbox.
+ */
+export async function heldCreates(db: Knex, t: StateTables, limit = 20): Promise<{ total: number; items: HeldCreate[] }> {
+  const joined = () =>
+    db(`${t.syncRecords} as r`)
+      .join(`${t.syncRecords} as c`, (j) => j.on('c.kind', 'r.kind').andOn('c.source_key', 'r.source_key').andOn('c.id', '>', 'r.id'))
+      .where('r.operation', OPERATIONS.REVOKE)
+      .whereIn('r.status', STOPPED as string[])
+      .where({ 'c.operation': OPERATIONS.CREATE, 'c.status': OP_STATUS.PENDING });
+  const counted = (await joined().countDistinct({ n: 'c.id' }).first()) as { n: number | string } | undefined;
+  const pairs = (await joined().select({ createId: 'c.id', revokeId: 'r.id' }).orderBy('c.id').orderBy('r.id').limit(limit * 4)) as Array<{ createId: number | string; revokeId: number | string }>;
+  const first = new Map<number, number>();
+  for (const p of pairs) if (!first.has(Number(p.createId)) && first.size < limit) first.set(Number(p.createId), Number(p.revokeId));
+  const ids = [...first.keys(), ...first.values()];
+  const rows = new Map<number, SyncRecord>();
+  for (const part of chunks(ids)) for (const r of (await db(t.syncRecords).whereIn('id', part)) as Row[]) rows.set(Number(r.id), fromRow(r));
+  const items: HeldCreate[] = [];
+  for (const [c, r] of first) if (rows.has(c) && rows.has(r)) items.push({ create: rows.get(c)!, revoke: rows.get(r)! });
+  return { total: Number(counted?.n ?? 0), items };
 }
 
 export async function statusCounts(db: Knex, t: StateTables): Promise<Array<{ kind: Kind; status: OpStatus; count: number }>> {
@@ -424,10 +582,28 @@ export async function outboxDepth(db: Knex, t: StateTables): Promise<number> {
  */
 export async function requeueSentCreates(db: Knex, t: StateTables, o: { kind: Kind; from: string; to: string; now?: number }): Promise<number> {
   const now = o.now ?? Date.now();
-  return db(t.syncRecords)
-    .where({ kind: o.kind, operation: OPERATIONS.CREATE, status: OP_STATUS.SENT })
-    .whereBetween('effective_date', [o.from, o.to])
-    .update({ status: OP_STATUS.PENDING, attempts: 0, next_attempt_at: now, updated_at: now });
+  // A create with a revoke is being undone: sending it again would only be withdrawn again.
+  // Ids first: MySQL cannot update a table that a subquery of the same statement reads.
+  const ids = ((await db(`${t.syncRecords} as s`)
+    .where({ 's.kind': o.kind, 's.operation': OPERATIONS.CREATE, 's.status': OP_STATUS.SENT })
+    .whereBetween('s.effective_date', [o.from, o.to])
+    .whereNotExists((sub) =>
+      sub
+        .select(db.raw('1'))
+        .from(`${t.syncRecords} as r`)
+        .whereRaw('r.kind = s.kind')
+        .andWhereRaw('r.source_key = s.source_key')
+        .andWhereRaw('r.id > s.id')
+        .andWhereRaw('r.revokes_id = s.id'),
+    )
+    .pluck('s.id')) as Array<number | string>).map(Number);
+  let n = 0;
+  // The approval_id and sent_at stay: should the record change before the create is sent
+  // again, the planner revokes it (mayExistInFeishu) instead of superseding it.
+  for (const part of chunks(ids)) {
+    n += await db(t.syncRecords).whereIn('id', part).where({ status: OP_STATUS.SENT }).update({ status: OP_STATUS.PENDING, attempts: 0, next_attempt_at: now, updated_at: now });
+  }
+  return n;
 }
 
 /**

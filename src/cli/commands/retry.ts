@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
 import { isKind, KINDS } from '../../kinds.js';
-import { retryOperations } from '../../state/syncRecords.js';
+import { retryWithOutcome } from '../../state/syncRecords.js';
 import { loadContext, openDatabases } from '../context.js';
 
 export function register(program: Command): void {
   program
     .command('retry')
-    .description('queue failed (or dead) operations again; the next cycle sends them')
+    .description('queue failed (or dead) operations again; the next cycle sends them (creates only while still the current version)')
     .option('--status <status>', 'failed or dead', 'failed')
     .option('--kind <kind>', `only this kind (${KINDS.join(', ')})`)
     .option('--id <sourceKey>', 'only this source record')
@@ -17,12 +17,17 @@ export function register(program: Command): void {
       const { config } = loadContext(cmd);
       const dbs = openDatabases(config, { poolMax: 1 });
       try {
-        const n = await retryOperations(dbs.state, dbs.tables, {
+        const r = await retryWithOutcome(dbs.state, dbs.tables, {
           status: opts.status,
           ...(opts.kind ? { kind: opts.kind as (typeof KINDS)[number] } : {}),
           ...(opts.id ? { sourceKey: opts.id } : {}),
         });
-        process.stdout.write(`${n} ${opts.status} operation(s) queued again${n > 0 ? ': the next cycle sends them' : ''}\n`);
+        const n = r.requeued;
+        const lines = [`${n} ${opts.status} operation(s) queued again${n > 0 ? ': the next cycle sends them' : ''}`];
+        if (r.superseded > 0) lines.push(`${r.superseded} create(s) of a version the source no longer has: superseded (Feishu never stored them)`);
+        if (r.revokes > 0) lines.push(`${r.revokes} create(s) of a version the source no longer has: a revoke is queued (Feishu may hold them)`);
+        if (r.kept > 0) lines.push(`${r.kept} create(s) left ${opts.status}: their source row is invalid now (see status); fix the row first`);
+        process.stdout.write(lines.join('\n') + '\n');
       } finally {
         await dbs.close();
       }

@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import { DateTime } from 'luxon';
 import { KINDS } from '../../kinds.js';
 import { listWatermarks } from '../../state/watermarks.js';
-import { latestErrors, oldestPending, statusCounts, OP_STATUS } from '../../state/syncRecords.js';
+import { heldCreates, latestErrors, oldestPending, statusCounts, OP_STATUS } from '../../state/syncRecords.js';
 import { lastRuns } from '../../state/runs.js';
 import { lockHolder } from '../../state/lock.js';
 import type { StateTables } from '../../state/tables.js';
@@ -12,13 +12,14 @@ import { loadContext, openDatabases } from '../context.js';
 const when = (ms: number | null | undefined) => (ms ? DateTime.fromMillis(ms).toUTC().toFormat("yyyy-MM-dd HH:mm:ss'Z'") : '—');
 
 export async function collectStatus(db: Knex, t: StateTables) {
-  const [watermarks, counts, oldest, runs, errors, holder] = await Promise.all([
+  const [watermarks, counts, oldest, runs, errors, holder, held] = await Promise.all([
     listWatermarks(db, t),
     statusCounts(db, t),
     oldestPending(db, t),
     lastRuns(db, t, 5),
     latestErrors(db, t, 10),
     lockHolder(db, t),
+    heldCreates(db, t, 20),
   ]);
   const byKind: Record<string, Record<string, number>> = {};
   for (const c of counts) (byKind[c.kind] ??= {})[c.status] = c.count;
@@ -40,6 +41,22 @@ export async function collectStatus(db: Knex, t: StateTables) {
       at: e.updatedAt,
     })),
     lock: holder,
+    /** Creates held back until the failed or dead revoke of the version before them is retried. */
+    heldTotal: held.total,
+    held: held.items.map((h) => ({
+      kind: h.create.kind,
+      sourceKey: h.create.sourceKey,
+      create: { id: h.create.id, status: h.create.status, version: h.create.version, createdAt: h.create.createdAt },
+      revoke: {
+        id: h.revoke.id,
+        status: h.revoke.status,
+        attempts: h.revoke.attempts,
+        errorCode: h.revoke.errorCode,
+        feishuCode: h.revoke.feishuCode,
+        message: h.revoke.feishuMsg,
+        at: h.revoke.updatedAt,
+      },
+    })),
   };
 }
 
@@ -64,6 +81,15 @@ export function renderStatus(s: Awaited<ReturnType<typeof collectStatus>>): stri
     const c = (r.counts ?? {}) as Record<string, unknown>;
     const figures = ['read', 'created', 'revoked', 'unchanged', 'invalid', 'sent', 'failed', 'dead'].map((k) => `${k} ${Number(c[k] ?? 0)}`).join(', ');
     out.push(`  #${r.id} ${r.type} ${when(r.startedAt)} ${r.outcome}${r.finishedAt ? ` in ${((r.finishedAt - r.startedAt) / 1000).toFixed(1)}s` : ''}: ${figures}${r.error ? ` — ${r.error}` : ''}`);
+  }
+  if (s.heldTotal > 0) {
+    out.push('', `Held: ${s.heldTotal} create(s) wait for the failed or dead revoke of the version before them (both would stand in Feishu);`);
+    out.push('  fix the cause, then `attendance-sync retry --status failed` (or dead): the revoke goes first, then the create');
+    for (const h of s.held) {
+      const r = h.revoke;
+      out.push(`  ${h.kind} ${h.sourceKey} create #${h.create.id} waits for revoke #${r.id} ${r.status}${r.feishuCode ? ` code ${r.feishuCode}` : ''}${r.errorCode ? ` ${r.errorCode}` : ''}: ${String(r.message ?? '').slice(0, 200)}`);
+    }
+    if (s.heldTotal > s.held.length) out.push(`  … and ${s.heldTotal - s.held.length} more`);
   }
   out.push('', 'Latest errors');
   if (s.latestErrors.length === 0) out.push('  (none)');
