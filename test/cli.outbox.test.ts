@@ -150,6 +150,26 @@ describe('retry after a refusal or an outage sends only what the source still ho
     expect(held(s, d!)).toBe(0);
   }, 120_000);
 
+  it('dead creates that Feishu stored, retried into a period sealed meanwhile: found by idempotent_id and recorded sent; cancelled later → revoked', async () => {
+    s = await setup('retry_dead_sealed', {}, (raw) => (raw.feishu.max_attempts = 1));
+    const [c] = await approvedRows(s.db);
+    s.emu.setOptions({ faults: { 'stored-then-failed': 1 } });
+    expect((await s.cli('once')).code).toBe(1);
+    s.emu.setOptions({ faults: {}, sealedUntil: DateTime.fromSQL(String(c!.start_at)).plus({ days: 1 }).toFormat('yyyyMMdd') });
+    expect((await s.cli('retry', '--status', 'dead')).code).toBe(0);
+    expect((await s.cli('once')).code).toBe(0);
+    await expectFeishuMatchesSource(s);
+    const create = (await s.db.db(t.syncRecords).where({ source_key: String(c!.id), operation: 'create' }).first()) as { status: string; approval_id: string | null };
+    expect(create.status).toBe('sent');
+    expect(create.approval_id).toMatch(/^\d+$/);
+    // Reopened; the leave is cancelled: the stored approval is withdrawn.
+    s.emu.setOptions({ sealedUntil: null });
+    await cancelLeave(s.db, c!.id);
+    expect((await s.cli('once')).code).toBe(0);
+    expect(held(s, c!)).toBe(0);
+    await expectFeishuMatchesSource(s);
+  }, 120_000);
+
   it('dead creates, then edited or cancelled: once, retry --status dead, once → revoked; a revoke that died holds its replacement until retried', async () => {
     s = await setup('retry_dead_after', {}, (raw) => (raw.feishu.max_attempts = 1));
     const [f, like] = await approvedRows(s.db);

@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import type { Knex } from 'knex';
 import type { FeishuClient, UserApprovalInput } from '../feishu/client.js';
-import { isFeishuError, type FeishuError } from '../feishu/errors.js';
+import { FeishuError, FeishuErrorCode, isFeishuError } from '../feishu/errors.js';
 import type { EmployeeType } from '../feishu/schema.js';
 import { KIND_ARRAY, withIdempotentId } from '../kinds.js';
 import type { Logger } from '../log/logger.js';
@@ -222,8 +222,22 @@ export class Sender {
       // sealed meanwhile): look it up before the create is recorded as failed, so that "failed
       // and refused" always means "not in Feishu" to the planner.
       if (isFeishuError(err) && err.category === 'permanent' && mayExistInFeishu({ ...op, status: OP_STATUS.PENDING })) {
-        // A lookup that fails is retried like any transient error: the create stays in doubt.
-        const found = await this.findStored(op, signal);
+        let found: string | null;
+        try {
+          found = await this.findStored(op, signal);
+        } catch (lookupErr) {
+          if (isFeishuError(lookupErr) && ['auth', 'quota', 'rate_limited'].includes(lookupErr.category)) throw lookupErr;
+          // Unknown whether Feishu holds it: retried later, never recorded as refused.
+          throw new FeishuError(FeishuErrorCode.AMBIGUOUS, {
+            endpoint: 'create',
+            httpStatus: err.httpStatus,
+            feishuCode: err.feishuCode,
+            feishuMsg: err.feishuMsg,
+            logId: err.logId,
+            mayHaveApplied: true,
+            causeText: `refused (${err.code}), and looking up an earlier attempt failed`,
+          });
+        }
         if (found) return found;
       }
       throw err;

@@ -474,6 +474,9 @@ export async function retryWithOutcome(
     if (o.sourceKey) q = q.andWhere({ source_key: o.sourceKey });
     const stopped = ((await q.orderBy('id')) as Row[]).map(fromRow);
     const requeue: number[] = [];
+    // Creates Feishu may hold start over with one attempt counted, like a crashed worker's
+    // claims: a later change then revokes them, whatever answers overwrite the error code.
+    const requeueInDoubt: number[] = [];
     const supersede: number[] = [];
     const revokes: NewOperation[] = [];
     const byKind = new Map<Kind, SyncRecord[]>();
@@ -492,16 +495,21 @@ export async function retryWithOutcome(
         const newest = (history.get(c.sourceKey) ?? []).at(-1);
         const current = !rec || (rec.state !== 'inactive' && rec.version === c.version && newest?.id === c.id);
         if (current && rec?.state === 'invalid') outcome.kept++;
-        else if (current) requeue.push(c.id);
+        else if (current) (mayExistInFeishu(c) ? requeueInDoubt : requeue).push(c.id);
         else if (mayExistInFeishu(c)) revokes.push(revokeOf(c));
         else supersede.push(c.id);
       }
     }
-    for (const part of chunks(requeue)) {
-      outcome.requeued += await trx(t.syncRecords)
-        .whereIn('id', part)
-        .where({ status: o.status })
-        .update({ status: OP_STATUS.PENDING, attempts: 0, next_attempt_at: now, updated_at: now });
+    for (const [ids, attempts] of [
+      [requeue, 0],
+      [requeueInDoubt, 1],
+    ] as const) {
+      for (const part of chunks(ids)) {
+        outcome.requeued += await trx(t.syncRecords)
+          .whereIn('id', part)
+          .where({ status: o.status })
+          .update({ status: OP_STATUS.PENDING, attempts, next_attempt_at: now, updated_at: now });
+      }
     }
     await markSuperseded(trx, t, supersede, now);
     await insertOperations(trx, t, revokes, now);
