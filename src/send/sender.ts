@@ -284,7 +284,7 @@ export class Sender {
       endTime: typeof item.end_time === 'string' ? item.end_time : undefined,
     };
     let approvalId = create.approvalId;
-    // The planner revokes only creates that may exist; one requeued by `retry` has its attempts reset.
+    // Only creates that may exist are revoked (mayExistInFeishu), whatever their attempts say.
     if (!approvalId && create.idempotencyKey) {
       const found = await this.o.client.findByIdempotentId(
         { ...lookup, kind: op.kind, idempotentId: create.idempotencyKey, createdFrom: create.createdAt - 86_400_000 },

@@ -443,6 +443,8 @@ export async function revokedCreateIds(db: Knex, t: StateTables, kind: Kind, key
   return out;
 }
 
+const RETRY_PAGE = 1000;
+
 export interface RetryOutcome {
   /** Queued again: revokes, and creates that are still their record's current version. */
   requeued: number;
@@ -468,55 +470,62 @@ export async function retryWithOutcome(
 ): Promise<RetryOutcome> {
   const now = o.now ?? Date.now();
   const outcome: RetryOutcome = { requeued: 0, superseded: 0, revokes: 0, kept: 0 };
-  await db.transaction(async (trx) => {
-    let q = trx(t.syncRecords).where({ status: o.status });
-    if (o.kind) q = q.andWhere({ kind: o.kind });
-    if (o.sourceKey) q = q.andWhere({ source_key: o.sourceKey });
-    const stopped = ((await q.orderBy('id')) as Row[]).map(fromRow);
-    const requeue: number[] = [];
-    // Creates Feishu may hold start over with one attempt counted, like a crashed worker's
-    // claims: a later change then revokes them, whatever answers overwrite the error code.
-    const requeueInDoubt: number[] = [];
-    const supersede: number[] = [];
-    const revokes: NewOperation[] = [];
-    const byKind = new Map<Kind, SyncRecord[]>();
-    for (const op of stopped) {
-      if (op.operation === OPERATIONS.REVOKE) requeue.push(op.id);
-      else byKind.set(op.kind, [...(byKind.get(op.kind) ?? []), op]);
-    }
-    for (const [kind, creates] of byKind) {
-      const keys = creates.map((c) => c.sourceKey);
-      const records = await getRecords(trx, t, kind, keys);
-      const history = await createsByKeys(trx, t, kind, keys);
-      const undone = await revokedCreateIds(trx, t, kind, keys);
-      for (const c of creates) {
-        if (undone.has(c.id)) continue; // its revoke is planned already; that one is retried
-        const rec = records.get(c.sourceKey);
-        const newest = (history.get(c.sourceKey) ?? []).at(-1);
-        const current = !rec || (rec.state !== 'inactive' && rec.version === c.version && newest?.id === c.id);
-        if (current && rec?.state === 'invalid') outcome.kept++;
-        else if (current) (mayExistInFeishu(c) ? requeueInDoubt : requeue).push(c.id);
-        else if (mayExistInFeishu(c)) revokes.push(revokeOf(c));
-        else supersede.push(c.id);
+  // Page by page in id order (an outage may leave many dead), each page one transaction.
+  let after = 0;
+  for (;;) {
+    const more = await db.transaction(async (trx) => {
+      let q = trx(t.syncRecords).where({ status: o.status }).andWhere('id', '>', after);
+      if (o.kind) q = q.andWhere({ kind: o.kind });
+      if (o.sourceKey) q = q.andWhere({ source_key: o.sourceKey });
+      const stopped = ((await q.orderBy('id').limit(RETRY_PAGE)) as Row[]).map(fromRow);
+      if (stopped.length === 0) return false;
+      after = stopped.at(-1)!.id;
+      const requeue: number[] = [];
+      // Creates Feishu may hold start over with one attempt counted, like a crashed worker's
+      // claims: a later change then revokes them, whatever answers overwrite the error code.
+      const requeueInDoubt: number[] = [];
+      const supersede: number[] = [];
+      const revokes: NewOperation[] = [];
+      const byKind = new Map<Kind, SyncRecord[]>();
+      for (const op of stopped) {
+        if (op.operation === OPERATIONS.REVOKE) requeue.push(op.id);
+        else byKind.set(op.kind, [...(byKind.get(op.kind) ?? []), op]);
       }
-    }
-    for (const [ids, attempts] of [
-      [requeue, 0],
-      [requeueInDoubt, 1],
-    ] as const) {
-      for (const part of chunks(ids)) {
-        outcome.requeued += await trx(t.syncRecords)
-          .whereIn('id', part)
-          .where({ status: o.status })
-          .update({ status: OP_STATUS.PENDING, attempts, next_attempt_at: now, updated_at: now });
+      for (const [kind, creates] of byKind) {
+        const keys = creates.map((c) => c.sourceKey);
+        const records = await getRecords(trx, t, kind, keys);
+        const history = await createsByKeys(trx, t, kind, keys);
+        const undone = await revokedCreateIds(trx, t, kind, keys);
+        for (const c of creates) {
+          if (undone.has(c.id)) continue; // its revoke is planned already; that one is retried
+          const rec = records.get(c.sourceKey);
+          const newest = (history.get(c.sourceKey) ?? []).at(-1);
+          const current = !rec || (rec.state !== 'inactive' && rec.version === c.version && newest?.id === c.id);
+          if (current && rec?.state === 'invalid') outcome.kept++;
+          else if (current) (mayExistInFeishu(c) ? requeueInDoubt : requeue).push(c.id);
+          else if (mayExistInFeishu(c)) revokes.push(revokeOf(c));
+          else supersede.push(c.id);
+        }
       }
-    }
-    await markSuperseded(trx, t, supersede, now);
-    await insertOperations(trx, t, revokes, now);
-    outcome.superseded = supersede.length;
-    outcome.revokes = revokes.length;
-  });
-  return outcome;
+      for (const [ids, attempts] of [
+        [requeue, 0],
+        [requeueInDoubt, 1],
+      ] as const) {
+        for (const part of chunks(ids)) {
+          outcome.requeued += await trx(t.syncRecords)
+            .whereIn('id', part)
+            .where({ status: o.status })
+            .update({ status: OP_STATUS.PENDING, attempts, next_attempt_at: now, updated_at: now });
+        }
+      }
+      await markSuperseded(trx, t, supersede, now);
+      await insertOperations(trx, t, revokes, now);
+      outcome.superseded += supersede.length;
+      outcome.revokes += revokes.length;
+      return stopped.length === RETRY_PAGE;
+    });
+    if (!more) return outcome;
+  }
 }
 
 /** `retryWithOutcome`, returning how many operations were queued again. */
