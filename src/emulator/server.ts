@@ -98,7 +98,7 @@ export class EmulatorServer {
   }
 
   private now(): number {
-    return this.opts.clock();
+    return this.opts.clock() + this.opts.clockOffsetMs;
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

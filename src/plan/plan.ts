@@ -40,8 +40,12 @@ export interface PlanDeps {
 /** The source key of an invalid row whose key itself is missing. */
 const NO_KEY = '(no key)';
 
-/** Statuses of a create that is, or may become, an approval in Feishu. */
-const LIVE: readonly string[] = [OP_STATUS.PENDING, OP_STATUS.SENDING, OP_STATUS.SENT];
+/**
+ * Statuses of a create that is, or may become, an approval in Feishu. A dead create ran out of
+ * attempts on ambiguous outcomes: Feishu may hold it, so a change or cancellation undoes it
+ * (the revoke looks it up first).
+ */
+const LIVE: readonly string[] = [OP_STATUS.PENDING, OP_STATUS.SENDING, OP_STATUS.SENT, OP_STATUS.DEAD];
 
 class DryRun extends Error {}
 

@@ -201,7 +201,8 @@ export class Sender {
   }
 
   private async create(op: SyncRecord, signal?: AbortSignal): Promise<string> {
-    const res = await this.o.client.createUserApproval(this.o.employeeType, op.payload as UserApprovalInput, { signal });
+    // Planned at createdAt: no attempt of it (a retry days later, a resend) can be older.
+    const res = await this.o.client.createUserApproval(this.o.employeeType, op.payload as UserApprovalInput, { signal, firstAttemptAt: op.createdAt });
     return res.approvalId;
   }
 

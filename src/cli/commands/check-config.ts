@@ -9,6 +9,7 @@ import { CheckReport } from '../../check/report.js';
 import { isLeadingIndexColumn, requiredColumns, sourceColumns } from '../../check/introspect.js';
 import { sourceRelation } from '../../source/relation.js';
 import { TokenProvider } from '../../feishu/token.js';
+import { describeTenant, getTenantBinding, mismatchMessage, tenantDifferences, tenantOf } from '../../state/tenant.js';
 import { loadContext, openDatabases } from '../context.js';
 import { setExitCode } from '../main.js';
 
@@ -89,6 +90,14 @@ export function register(program: Command): void {
           const table = `${config.state.table_prefix}sync_records`;
           if (await dbs.state.schema.hasTable(table)) report.ok('state tables', `present (prefix ${config.state.table_prefix})`);
           else report.warn('state tables', `missing: run \`attendance-sync migrate\``);
+          if (await dbs.state.schema.hasTable(dbs.tables.tenant)) {
+            const current = tenantOf(config);
+            const bound = await getTenantBinding(dbs.state, dbs.tables);
+            const differ = bound ? tenantDifferences(bound, current) : [];
+            if (!bound) report.ok('feishu tenant', `the state is not bound yet: the first send binds it to ${describeTenant(current)}`);
+            else if (differ.length === 0) report.ok('feishu tenant', `the state belongs to ${describeTenant(current)}`);
+            else report.error(differ.join(', '), mismatchMessage(bound, current));
+          }
         }
         if (sourceOk) {
           for (const kind of KINDS) {
