@@ -61,6 +61,8 @@ describe('the state database is tied to its Feishu tenant (CLI, SQLite)', () => 
     const check = await runCli(['--config', cfg, 'check-config', '--feishu'], { env: envA });
     expect(check.code).toBe(0);
     expect(check.stdout).toMatch(/ok\s+feishu tenant: the state belongs to app cli_rehearsal_a/);
+    const status = await runCli(['--config', cfg, 'status'], { env: envA });
+    expect(status.stdout).toMatch(/Feishu tenant: app cli_rehearsal_a at 127\.0\.0\.1:\d+ \(employee_type employee_no, namespace fas\), bound /);
   });
 
   it('pointed at another tenant, once / backfill / run exit 2 naming both and send nothing; check-config --feishu reports it', async () => {

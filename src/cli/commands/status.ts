@@ -7,6 +7,7 @@ import { latestErrors, oldestPending, statusCounts, OP_STATUS } from '../../stat
 import { lastRuns } from '../../state/runs.js';
 import { lockHolder } from '../../state/lock.js';
 import type { StateTables } from '../../state/tables.js';
+import { describeTenant, getTenantBinding } from '../../state/tenant.js';
 import { loadContext, openDatabases } from '../context.js';
 
 const when = (ms: number | null | undefined) => (ms ? DateTime.fromMillis(ms).toUTC().toFormat("yyyy-MM-dd HH:mm:ss'Z'") : '—');
@@ -20,6 +21,7 @@ export async function collectStatus(db: Knex, t: StateTables) {
     latestErrors(db, t, 10),
     lockHolder(db, t),
   ]);
+  const tenant = (await db.schema.hasTable(t.tenant)) ? await getTenantBinding(db, t) : null;
   const byKind: Record<string, Record<string, number>> = {};
   for (const c of counts) (byKind[c.kind] ??= {})[c.status] = c.count;
   return {
@@ -40,6 +42,7 @@ export async function collectStatus(db: Knex, t: StateTables) {
       at: e.updatedAt,
     })),
     lock: holder,
+    tenant,
   };
 }
 
@@ -58,6 +61,7 @@ export function renderStatus(s: Awaited<ReturnType<typeof collectStatus>>): stri
   }
   out.push('', `Oldest pending: ${s.oldestPending ? `#${s.oldestPending.id} ${s.oldestPending.kind} ${s.oldestPending.sourceKey} ${s.oldestPending.operation}, queued ${when(s.oldestPending.createdAt)}, ${s.oldestPending.attempts} attempt(s)` : 'none'}`);
   out.push(`Leader lock: ${s.lock ? `${s.lock.owner}, heartbeat ${when(s.lock.heartbeatAt)}` : 'free'}`);
+  out.push(`Feishu tenant: ${s.tenant ? `${describeTenant(s.tenant)}, bound ${when(s.tenant.boundAt)}` : 'not bound yet (the first send binds it)'}`);
   out.push('', 'Last runs');
   if (s.lastRuns.length === 0) out.push('  (none)');
   for (const r of s.lastRuns) {
