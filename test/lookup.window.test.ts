@@ -171,3 +171,27 @@ describe('emulator clock offset', () => {
     }
   });
 });
+
+describe('a repeated revoke is recognised however long ago the approval was created', () => {
+  it('the lookup after a refused revoke searches creation dates from the create', async () => {
+    const emu = await startEmulator({ rateLimit: 500, clockOffsetMs: -40 * DAY });
+    try {
+      const client = new FeishuClient({ baseUrl: emu.url, appId: emu.appId, appSecret: emu.appSecret });
+      const createdAt = Date.now() - 40 * DAY;
+      const day = DateTime.now().setZone('Asia/Shanghai').plus({ days: 20 }).toFormat('yyyy-MM-dd');
+      const ua = {
+        user_id: 'E1',
+        date: day.replace(/-/g, ''),
+        leaves: [{ idempotent_id: 'revoke-window-1', uniq_id: 'ANNUAL', unit: 1, interval: 28800, start_time: `${day} 09:00:00`, end_time: `${day} 18:00:00`, i18n_names: { ch: '年假' }, default_locale: 'ch', reason: 'x' } as never],
+      };
+      const { approvalId } = await client.createUserApproval('employee_no', ua);
+      emu.setOptions({ clockOffsetMs: 0 });
+      await client.revokeApproval(approvalId, 'leave');
+      // The reply of that revoke was lost: sent again, Feishu refuses (not approved any more).
+      const lookup = { employeeType: 'employee_no' as const, userId: 'E1', date: ua.date, startTime: `${day} 09:00:00`, endTime: `${day} 18:00:00` };
+      await expect(client.revokeApproval(approvalId, 'leave', { lookup: { ...lookup, createdFrom: createdAt } })).resolves.toMatchObject({ alreadyRevoked: true, status: 4 });
+    } finally {
+      await emu.close();
+    }
+  });
+});

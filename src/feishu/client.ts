@@ -94,6 +94,8 @@ export interface RevokeLookup {
   date: string;
   startTime?: string | undefined;
   endTime?: string | undefined;
+  /** Earliest creation time of the approval (its create's first attempt), for the CreateTime search. */
+  createdFrom?: number | undefined;
 }
 
 export interface CallOptions {

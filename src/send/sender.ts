@@ -222,13 +222,12 @@ export class Sender {
       date: String(payload.date ?? ''),
       startTime: typeof item.start_time === 'string' ? item.start_time : undefined,
       endTime: typeof item.end_time === 'string' ? item.end_time : undefined,
+      // No attempt of the create is older than its planning: search creation dates from there.
+      createdFrom: create.createdAt,
     };
     let approvalId = create.approvalId;
     if (!approvalId && create.idempotencyKey && create.attempts > 0) {
-      const found = await this.o.client.findByIdempotentId(
-        { ...lookup, kind: op.kind, idempotentId: create.idempotencyKey, createdFrom: create.createdAt - 86_400_000 },
-        { signal },
-      );
+      const found = await this.o.client.findByIdempotentId({ ...lookup, kind: op.kind, idempotentId: create.idempotencyKey }, { signal });
       if (found && found.status !== 2) {
         await markRevoked(this.o.state, this.o.t, create.id);
         return found.approvalId;
