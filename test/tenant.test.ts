@@ -3,12 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { DateTime } from 'luxon';
 import YAML from 'yaml';
-import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
+import { createTestDatabase, dialectsUnderTest, type TestDatabase } from './helpers/databases.js';
 import { activeInLedger, diffLedger, expectedFromSource, prepareSample } from './helpers/pipeline.js';
 import { runCli } from './helpers/cli.js';
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
 import { cancelRows } from '../src/sample/index.js';
 import { stateTables } from '../src/state/tables.js';
+import { migrateLatest } from '../src/state/migrate.js';
+import { ensureTenant, rebindTenant, TenantMismatchError } from '../src/state/tenant.js';
 
 const t = stateTables('attendance_sync_');
 
@@ -133,5 +135,30 @@ describe('the state database is tied to its Feishu tenant (CLI, SQLite)', () => 
     expect(once.code).toBe(0);
     expect(live.stats().calls.create).toBe(creates);
     expect(diffLedger(await expectedFromSource(db.db), activeInLedger(live.ledger()))).toEqual({ missing: 0, duplicated: 0, unexpected: 0 });
+  });
+});
+
+describe.each(dialectsUnderTest())('tenant binding in the state database on %s', (dialect) => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase(dialect, `tenant_${dialect}`);
+    await migrateLatest(db.db, 'attendance_sync_');
+  });
+  afterAll(async () => db?.drop());
+
+  it('binds once, refuses another tenant, and a re-bind forgets the old state in one go', async () => {
+    const a = { host: 'open.feishu.cn', appId: 'cli_a', employeeType: 'employee_no', namespace: 'fas' };
+    const b = { ...a, appId: 'cli_b' };
+    expect(await ensureTenant(db.db, t, a, { bind: false })).toEqual({ binding: null, boundNow: false });
+    expect((await ensureTenant(db.db, t, a, { bind: true })).boundNow).toBe(true);
+    expect((await ensureTenant(db.db, t, a, { bind: true })).boundNow).toBe(false);
+    await expect(ensureTenant(db.db, t, b, { bind: true })).rejects.toBeInstanceOf(TenantMismatchError);
+    await db.db(t.watermarks).insert({ kind: 'leave', cursor_value: 'x', cursor_key: '1', updated_at: 1 });
+    await db.db(t.syncRecords).insert({ kind: 'leave', source_key: '1', version: 'v', generation: 0, operation: 'create', status: 'sent', attempts: 1, next_attempt_at: 1, created_at: 1, updated_at: 1 });
+    const r = await rebindTenant(db.db, t, b, { keepState: false });
+    expect(r.previous).toMatchObject(a);
+    expect(r.forgotten).toEqual({ operations: 1, records: 0, watermarks: 1 });
+    expect((await ensureTenant(db.db, t, b, { bind: false })).binding).toMatchObject(b);
+    await expect(ensureTenant(db.db, t, a, { bind: false })).rejects.toThrow(/belongs to Feishu app cli_b at open\.feishu\.cn .* points at app cli_a at open\.feishu\.cn/);
   });
 });
