@@ -3,7 +3,7 @@ import pg from 'pg';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseDatabaseUrl, type DatabaseTarget, type DialectName } from './url.js';
-import { redact, registerSecret } from '../log/redact.js';
+import { redact, registerSecret, sanitizeErrorText } from '../log/redact.js';
 import { getLogger } from '../log/logger.js';
 
 export type { Knex };
@@ -93,7 +93,37 @@ export function connect(url: string | DatabaseTarget, opts: ConnectOptions = {})
   // knex prints pool and driver trouble straight to the console; route it through our
   // (redacting) logger at debug level instead: callers report the failures that matter.
   const log = (level: 'warn' | 'debug') => (message: unknown) => getLogger().log(level, `knex: ${redact(String(message))}`);
-  return knexFactory({ ...knexConfigFor(target, opts), log: { warn: log('debug'), error: log('debug'), deprecate: log('debug'), debug: log('debug') } });
+  // compileSqlOnError false: knex would otherwise inline every bound value (employee ids,
+  // leave reasons, a whole page of them) into the error message.
+  const db = knexFactory({
+    ...knexConfigFor(target, opts),
+    compileSqlOnError: false,
+    log: { warn: log('debug'), error: log('debug'), deprecate: log('debug'), debug: log('debug') },
+  });
+  db.on('query-error', (err: unknown, query: { sql?: unknown }) => scrubQueryError(err, typeof query?.sql === 'string' ? query.sql : undefined));
+  return db;
+}
+
+/** Driver fields that repeat the statement or the offending values. */
+const VALUE_FIELDS = ['sql', 'detail', 'where', 'internalQuery', 'parameters', 'bindings'] as const;
+
+/**
+ * Rewrite a failed query's error in place, before anyone catches it: the driver's message
+ * first (masked), then the start of the statement (placeholders only, no values), and no
+ * field that holds the statement with values (mysql2 `sql`, PostgreSQL `detail`).
+ */
+export function scrubQueryError(err: unknown, sql: string | undefined): void {
+  // Duck-typed: native driver errors may come from another realm (vm contexts under test).
+  if (typeof err !== 'object' || err === null || typeof (err as { message?: unknown }).message !== 'string') return;
+  const e = err as Error & Record<string, unknown>;
+  let driverMessage = e.message;
+  if (sql !== undefined && driverMessage.startsWith(`${sql} - `)) driverMessage = driverMessage.slice(sql.length + 3);
+  const statement = sql === undefined ? '' : ` [statement: ${sql.replace(/\s+/g, ' ').slice(0, 120)}${sql.length > 120 ? '…' : ''}]`;
+  e.message = sanitizeErrorText(`${driverMessage}${statement}`);
+  for (const field of VALUE_FIELDS) if (field in e) delete e[field];
+  if (typeof e.sqlMessage === 'string') e.sqlMessage = sanitizeErrorText(e.sqlMessage);
+  // The stack's first line is the driver's original message.
+  if (typeof e.stack === 'string') e.stack = `${e.name}: ${e.message}\n${e.stack.split('\n').filter((l) => /^\s+at /.test(l)).join('\n')}`;
 }
 
 export function dialectOf(db: Knex): DialectName {

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import client from 'prom-client';
+import { sanitizeErrorText } from '../log/redact.js';
 
 /**
  * Prometheus metrics of one worker process. One registry per process (not the global one),
@@ -125,10 +126,11 @@ export interface HealthInput {
 export function judgeHealth(h: HealthInput): Health {
   const now = h.now ?? Date.now();
   const reasons: string[] = [];
+  const lastError = h.lastCycle?.error === undefined ? undefined : sanitizeErrorText(h.lastCycle.error);
   if (h.state === 'leader') {
     const since = h.lastGoodCycleAt ?? h.startedAt;
     if (now - since > h.staleAfterMs) reasons.push(`no successful cycle for ${Math.round((now - since) / 1000)} s`);
-    if (h.lastCycle?.outcome === 'failed') reasons.push(`last cycle failed: ${h.lastCycle.error ?? 'unknown error'}`);
+    if (h.lastCycle?.outcome === 'failed') reasons.push(`last cycle failed: ${lastError ?? 'unknown error'}`);
     if (h.lastCycle && h.lastCycle.halted > 0) reasons.push('sending halted (Feishu auth or quota error)');
   } else if (h.state !== 'waiting' && h.state !== 'starting') {
     reasons.push(`worker is ${h.state}`);
@@ -137,7 +139,7 @@ export function judgeHealth(h: HealthInput): Health {
     ok: reasons.length === 0,
     state: h.state,
     lastGoodCycleAt: h.lastGoodCycleAt === null ? null : new Date(h.lastGoodCycleAt).toISOString(),
-    lastCycle: h.lastCycle ? { ...h.lastCycle, at: new Date(h.lastCycle.at).toISOString() } : null,
+    lastCycle: h.lastCycle ? { ...h.lastCycle, at: new Date(h.lastCycle.at).toISOString(), ...(lastError === undefined ? {} : { error: lastError }) } : null,
     ...(reasons.length > 0 ? { reasons } : {}),
   };
 }
@@ -168,7 +170,7 @@ export async function startMetricsServer(opts: {
         }
       } catch (err) {
         res.writeHead(500, { 'content-type': 'text/plain' });
-        res.end(`error: ${(err as Error).message}\n`);
+        res.end(`error: ${sanitizeErrorText((err as Error).message)}\n`);
       }
     })();
   });
