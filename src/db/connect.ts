@@ -163,6 +163,7 @@ export function connect(url: string | DatabaseTarget, opts: ConnectOptions = {})
   registerSecret(target.password);
   if (target.dialect === 'sqlite' && target.filename && target.filename !== ':memory:') {
     fs.mkdirSync(path.dirname(target.filename), { recursive: true });
+    createPrivateFile(target.filename);
   }
   // knex prints pool and driver trouble straight to the console; route it through our
   // (redacting) logger at debug level instead: callers report the failures that matter.
@@ -176,6 +177,19 @@ export function connect(url: string | DatabaseTarget, opts: ConnectOptions = {})
   });
   db.on('query-error', (err: unknown, query: { sql?: unknown }) => scrubQueryError(err, typeof query?.sql === 'string' ? query.sql : undefined));
   return db;
+}
+
+/**
+ * A new SQLite database file is created empty with mode 0600 before SQLite opens it: it holds
+ * employee ids and leave reasons, and SQLite gives its -wal and -shm files the mode of the
+ * database file. An existing file keeps the mode its owner gave it.
+ */
+function createPrivateFile(file: string): void {
+  try {
+    fs.closeSync(fs.openSync(file, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
 }
 
 /** Driver fields that repeat the statement or the offending values. */
