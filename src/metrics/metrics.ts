@@ -145,6 +145,21 @@ export function judgeHealth(h: HealthInput): Health {
 }
 
 /**
+ * Limits of the metrics listener. It shares the process's file descriptors with the
+ * worker's Feishu and database connections, so a scraper that opens many connections, or
+ * one that sends half a request and waits, must not use them up: Node's defaults hold an
+ * unfinished request for 60 s (headers) to 300 s (whole request) with no connection cap.
+ */
+export const METRICS_LISTENER_LIMITS = Object.freeze({
+  maxConnections: 32,
+  headersTimeoutMs: 5_000,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
+  /** How often Node looks for requests past their timeouts (default 30 s). */
+  checkIntervalMs: 1_000,
+});
+
+/**
  * `/metrics` (Prometheus text format) and `/healthz` (200 when healthy, 503 otherwise,
  * JSON body with the details). Returns the server; close it on shutdown.
  */
@@ -154,7 +169,14 @@ export async function startMetricsServer(opts: {
   metrics: Metrics;
   health: () => Health | Promise<Health>;
 }): Promise<http.Server & { url: string }> {
-  const server = http.createServer((req, res) => {
+  const limits = METRICS_LISTENER_LIMITS;
+  const serverOptions: http.ServerOptions = {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    connectionsCheckingInterval: limits.checkIntervalMs,
+  };
+  const server = http.createServer(serverOptions, (req, res) => {
     void (async () => {
       try {
         if (req.url === '/metrics') {
@@ -174,6 +196,8 @@ export async function startMetricsServer(opts: {
       }
     })();
   });
+  // Connections beyond the cap are closed as they arrive.
+  server.maxConnections = limits.maxConnections;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => resolve());
