@@ -64,6 +64,13 @@ describe('TLS parameters map to driver options', () => {
     expect(() => parseDatabaseUrl('postgres://u@h/db?sslmode=require&sslcert=/etc/hostname', 'source.url')).toThrow(/sslcert and sslkey go together/);
   });
 
+  it('masks the client key passphrase in the URL it shows', () => {
+    const t = parseDatabaseUrl(`postgres://u:pw@h/db?sslmode=require&sslpassword=KeyPass-991`);
+    expect(t.tls.passphrase).toBe('KeyPass-991');
+    expect(t.display).not.toContain('KeyPass-991');
+    expect(parseDatabaseUrl('mysql://u@h/db?ssl-mode=REQUIRED&ssl-passphrase=KeyPass-992').display).not.toContain('KeyPass-992');
+  });
+
   it('derives the mode as libpq and the mysql client do', () => {
     const mode = (url: string) => parseDatabaseUrl(url).tls.mode;
     expect(mode('postgres://u@h/db')).toBe('disable');

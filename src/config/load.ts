@@ -137,7 +137,12 @@ export function resolveConfig(rawInput: unknown, opts: { env?: NodeJS.ProcessEnv
   const urlProblems = checkUrls(cfg);
   if (urlProblems.length > 0) throw new ConfigError(urlProblems);
   registerSecret(cfg.feishu.app_secret);
-  for (const url of [cfg.source.url, cfg.state.url]) if (url) registerSecret(parseDatabaseUrl(url).password);
+  for (const url of [cfg.source.url, cfg.state.url]) {
+    if (!url) continue;
+    const target = parseDatabaseUrl(url);
+    registerSecret(target.password);
+    registerSecret(target.tls.passphrase);
+  }
   return {
     ...cfg,
     state: { ...cfg.state, url: cfg.state.url ?? cfg.source.url },

@@ -161,6 +161,7 @@ async function pgRefusesPlain(base: ConnectionSettings): Promise<boolean> {
 export function connect(url: string | DatabaseTarget, opts: ConnectOptions = {}): Knex {
   const target = typeof url === 'string' ? parseDatabaseUrl(url) : url;
   registerSecret(target.password);
+  registerSecret(target.tls.passphrase);
   if (target.dialect === 'sqlite' && target.filename && target.filename !== ':memory:') {
     fs.mkdirSync(path.dirname(target.filename), { recursive: true });
     createPrivateFile(target.filename);

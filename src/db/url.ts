@@ -54,6 +54,8 @@ export function parseDatabaseUrl(raw: string, field = 'url'): DatabaseTarget {
   const password = url.password ? decodeURIComponent(url.password) : undefined;
   const masked = new URL(url.toString());
   if (masked.password) masked.password = '***';
+  // The passphrase of a client key is as secret as the password.
+  for (const k of ['sslpassword', 'ssl-passphrase']) if (masked.searchParams.has(k)) masked.searchParams.set(k, '***');
   return {
     dialect,
     host: url.hostname || '127.0.0.1',
