@@ -1,4 +1,4 @@
-import { sanitizeErrorText } from './log/redact.js';
+import { redact, sanitizeErrorText } from './log/redact.js';
 
 export { ERROR_TEXT_MAX, sanitizeErrorText } from './log/redact.js';
 
@@ -44,13 +44,14 @@ export function isAppError(err: unknown): err is AppError {
 }
 
 /**
- * A short, single-line description of any thrown value (message only, never a stack),
- * sanitised: what every log line, runs-table row, /healthz body and stderr message uses.
+ * A short description of any thrown value (message only, never a stack), sanitised: what every log line, runs-table row, /healthz body and stderr message uses.
  */
 export function describeError(err: unknown): string {
   // Duck-typed as well: a driver's native error may come from another realm.
   const message = typeof err === 'object' && err !== null ? (err as { message?: unknown }).message : undefined;
   if (typeof message === 'string') {
+    // A configuration error is built from paths and names, one line per problem: all of it.
+    if (err instanceof ConfigError) return redact(message);
     const code = (err as { code?: unknown }).code;
     const prefix = typeof code === 'string' && !message.includes(code) ? `${code}: ` : '';
     return sanitizeErrorText(`${prefix}${message}`);

@@ -82,8 +82,8 @@ const VALUE_QUOTES: Array<[RegExp, string]> = [
 /**
  * The one function every error text passes before it leaves the process or reaches a table:
  * secrets redacted, values a driver echoed masked, an SQL statement a query builder glued in
- * front moved behind the driver's message with its literals masked, one line, at most
- * ERROR_TEXT_MAX characters. Idempotent, so layers may apply it again.
+ * front moved behind the driver's message with its literals masked, at most ERROR_TEXT_MAX
+ * characters. Idempotent, so layers may apply it again.
  */
 export function sanitizeErrorText(text: string, max = ERROR_TEXT_MAX): string {
   let out = text;
@@ -94,7 +94,7 @@ export function sanitizeErrorText(text: string, max = ERROR_TEXT_MAX): string {
     out = `${out.slice(cut + 3)} [statement: ${out.slice(0, cut).replace(QUOTED, '?')}]`;
   }
   for (const [re, rep] of VALUE_QUOTES) out = out.replace(re, rep);
-  out = redact(out).replace(/\s*\n\s*/g, ' ');
+  out = redact(out);
   if (out.length > max) out = `${out.slice(0, max - 24)}… (${out.length} chars)`;
   return out;
 }
