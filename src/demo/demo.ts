@@ -13,6 +13,7 @@ import { openPipeline } from '../pipeline/worker.js';
 import { cancelRows, createSampleSchema, sampleNow, seedSample, softDeleteRows, touchRows } from '../sample/index.js';
 import { migrateLatest } from '../state/migrate.js';
 import { collectStatus, renderStatus } from '../cli/commands/status.js';
+import { prepareDemoDir } from './dir.js';
 
 /** The package root (config/ lives there), wherever the demo is started from. */
 function packageRoot(): string {
@@ -40,9 +41,8 @@ export async function runDemo(opts: { dir: string; out?: NodeJS.WritableStream }
   const out = opts.out ?? process.stdout;
   const say = (s = '') => out.write(s + '\n');
   const dir = path.resolve(opts.dir);
-  fs.mkdirSync(dir, { recursive: true });
+  prepareDemoDir(dir);
   const dbFile = path.join(dir, 'hr.sqlite');
-  for (const f of fs.readdirSync(dir)) if (f.startsWith('hr.sqlite')) fs.rmSync(path.join(dir, f));
 
   say('attendance-sync demo');
   say(`1. A sample HR database (SQLite): ${dbFile}`);

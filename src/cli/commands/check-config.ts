@@ -70,6 +70,12 @@ async function checkKind(report: CheckReport, db: Knex, kind: string, cfg: AnyKi
   }
 }
 
+/** localhost, 127.0.0.0/8 and ::1: plain HTTP there never leaves the machine (the emulator). */
+function isLoopback(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127(?:\.\d{1,3}){3}$/.test(h);
+}
+
 export function register(program: Command): void {
   program
     .command('check-config')
@@ -79,6 +85,10 @@ export function register(program: Command): void {
       const { config } = loadContext(cmd);
       const report = new CheckReport();
       report.ok('configuration', `${config.configPath} is valid`);
+      const feishuUrl = new URL(config.feishu.base_url);
+      if (feishuUrl.protocol === 'http:' && !isLoopback(feishuUrl.hostname)) {
+        report.warn('feishu.base_url', `plain HTTP to ${feishuUrl.host}: the app secret, tenant tokens and approvals travel unencrypted (use https://)`);
+      }
       const dbs = openDatabases(config, { poolMax: 1 });
       try {
         const sourceOk = await reachable(report, 'source database', dbs.source, parseDatabaseUrl(config.source.url).display);
