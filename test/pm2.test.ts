@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -46,6 +47,16 @@ function logsSince(offsets: number[]): string {
   return LOG_FILES.map((f, i) => (fs.existsSync(f) ? fs.readFileSync(f).subarray(offsets[i]).toString('utf8') : '')).join('');
 }
 
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.once('error', reject);
+  });
+}
+
 async function waitFor(what: () => boolean | Promise<boolean>, ms: number): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end && !(await what())) await new Promise((r) => setTimeout(r, 100));
@@ -61,6 +72,7 @@ describe('pm2', () => {
   let emu: Emulator;
   let home: string;
   let env: NodeJS.ProcessEnv;
+  let metricsPort: number;
   beforeAll(async () => {
     db = await createTestDatabase('sqlite', 'pm2');
     await prepareSample(db, { employees: 5, leaves: 10, overtime: 3, trips: 2, outs: 3, seed: 9, now: DateTime.utc().minus({ minutes: 5 }) });
@@ -68,6 +80,9 @@ describe('pm2', () => {
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'pm2-'));
     const raw = YAML.parse(fs.readFileSync('config/attendance-sync.example.sqlite.yaml', 'utf8'));
     raw.sync.schedule = '*/2 * * * * *';
+    // The metrics server is one more handle that must not outlive the shutdown.
+    metricsPort = await freePort();
+    raw.metrics = { enabled: true, host: '127.0.0.1', port: metricsPort };
     const cfg = path.join(home, 'config.yaml');
     fs.writeFileSync(cfg, YAML.stringify(raw));
     env = {
@@ -144,6 +159,8 @@ describe('pm2', () => {
 
     // pm2 stop as the operator sees it: the command returns within the budget, plus what any
     // pm2 command costs on this machine (measured just before: the CLI's own start-up).
+    // A scrape just before: fetch keeps its connection to the metrics server open.
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).status).toBe(200);
     const tj = Date.now();
     await jlist();
     const cliMs = Date.now() - tj;
