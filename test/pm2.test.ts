@@ -97,6 +97,7 @@ describe('pm2', () => {
   });
   afterAll(async () => {
     await run(process.execPath, [PM2, 'kill'], { env }).catch(() => undefined);
+    if (home) fs.rmSync(home, { recursive: true, force: true });
     await emu?.close();
     await db?.drop();
   });
