@@ -6,7 +6,12 @@
  * - pm2 stops a process with SIGINT, then SIGKILL after kill_timeout. The worker's own
  *   shutdown deadline (sync.shutdown_timeout_ms, default 8 s) is kept below kill_timeout.
  * - wait_ready: pm2 counts the process as online once it sends 'ready' (after the config
- *   is valid and the databases answer), so a broken config shows as errored, not online.
+ *   is valid and the databases answer). A broken config ends the process with exit code 2,
+ *   which stop_exit_codes keeps from restarting: pm2 shows it stopped, not online.
+ * - No restart_delay / exp_backoff_restart_delay: with either set, pm2 (up to 7.x) marks
+ *   every exit "waiting restart", even one it will not restart (exit code 2, or too many
+ *   unstable restarts), so a broken config would never show as stopped or errored. A crash
+ *   loop still ends: min_uptime and max_restarts turn it into "errored".
  *
  * The package is ESM; pm2 loads this file with require(), which Node ≥ 20.19 resolves to
  * the module's named exports, hence `export const apps`.
@@ -27,7 +32,8 @@ export const apps = [
     wait_ready: true,
     listen_timeout: 30000,
     kill_timeout: 12000,
-    exp_backoff_restart_delay: 1000,
+    min_uptime: 5000,
+    max_restarts: 10,
     max_memory_restart: '400M',
     // Exit code 2 means a configuration error: restarting cannot fix it.
     stop_exit_codes: [2],

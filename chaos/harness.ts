@@ -7,7 +7,7 @@ import { stateTables } from '../src/state/tables.js';
 import type { ChaosDatabase } from './databases.js';
 import { verify, type Verdict } from './oracle.js';
 import { emptyChurnCounts, seedSource, SourceChurn, type ChurnCounts, type SeededSource } from './source.js';
-import { runWorker, writeWorkerConfig, type ChildOutcome, type KillTrigger, type WorkerSetup } from './worker.js';
+import { leakedSecrets, runWorker, writeWorkerConfig, type ChildOutcome, type KillTrigger, type WorkerSetup } from './worker.js';
 
 /*
  * The crash test. The worker runs as a child process (`once`, or the `run` daemon) and is
@@ -217,9 +217,9 @@ export async function runChaos(target: ChaosDatabase, o: ChaosOptions): Promise<
     const recoverySeconds = (Date.now() - recoveryStarted) / 1000;
     const beforeRescan = await verify(target.db, t, emu.ledger(), { ignoreGone: true });
     drainRuns += await drain(setup, target, ['once'], { rescan: true, log, onOutcome });
-    // No column of the sync table may hold the app secret either.
-    const stored = JSON.stringify(await target.db(t.syncRecords).select('*'));
-    if (stored.includes(emu.appSecret)) secretLeaks++;
+    // No column of the sync or runs table may hold a secret either.
+    const stored = JSON.stringify([await target.db(t.syncRecords).select('*'), await target.db(t.runs).select('*')]);
+    if (leakedSecrets(stored, setup.secrets()).length > 0) secretLeaks++;
     const entries = emu.ledger();
     const final = await verify(target.db, t, entries);
     const verdict: Verdict = {

@@ -14,12 +14,40 @@ const EXAMPLE_CONFIG = path.resolve('config/attendance-sync.example.postgres.yam
 export interface WorkerSetup {
   readonly configFile: string;
   readonly env: NodeJS.ProcessEnv;
+  /** The values no output may hold, asked afresh at each check (tokens are issued as it runs). */
+  readonly secrets: () => readonly string[];
 }
 
 export interface FeishuTarget {
   readonly url: string;
   readonly appId: string;
   readonly appSecret: string;
+  /** The tenant access tokens handed out so far (the emulator knows them). */
+  readonly issuedTokens?: () => readonly string[];
+}
+
+/** The secrets found in `text` (by position in `secrets`, never the values themselves). */
+export function leakedSecrets(text: string, secrets: readonly string[]): number[] {
+  const found: number[] = [];
+  secrets.forEach((s, i) => {
+    if (s.length >= 4 && text.includes(s)) found.push(i);
+  });
+  return found;
+}
+
+/**
+ * The app secret, the database password and every tenant access token: the worker talks
+ * with all three, so any of them could end up in a log line or an error. The emulator never
+ * echoes the app secret, so a check for it alone could not fail.
+ */
+export function workerSecrets(databaseUrl: string, feishu: FeishuTarget): () => readonly string[] {
+  let password = '';
+  try {
+    password = decodeURIComponent(new URL(databaseUrl).password);
+  } catch {
+    /* sqlite: no password */
+  }
+  return () => [feishu.appSecret, ...(password ? [password] : []), ...(feishu.issuedTokens?.() ?? [])];
 }
 
 /**
@@ -59,6 +87,7 @@ export function writeWorkerConfig(dir: string, databaseUrl: string, feishu: Feis
       FEISHU_APP_ID: feishu.appId,
       FEISHU_APP_SECRET: feishu.appSecret,
     },
+    secrets: workerSecrets(databaseUrl, feishu),
   };
 }
 
@@ -71,7 +100,7 @@ export interface ChildOutcome {
   readonly ms: number;
   /** The last few KB of stdout and stderr. */
   readonly tail: string;
-  /** The app secret appeared in the output (any log line or error message). */
+  /** A secret (app secret, database password, tenant token) appeared in the output. */
   readonly secretLeaked: boolean;
 }
 
@@ -97,11 +126,10 @@ export function runWorker(setup: WorkerSetup, args: readonly string[], trigger: 
   const child = spawn(process.execPath, [CLI, '--config', setup.configFile, ...args], { env: setup.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let tail = '';
   let secretLeaked = false;
-  const secret = setup.env.FEISHU_APP_SECRET ?? '';
   const keep = (d: Buffer) => {
     tail = (tail + d.toString()).slice(-TAIL);
     // The tail overlaps the previous chunk, so a secret split between two chunks is seen too.
-    if (secret !== '' && tail.includes(secret)) secretLeaked = true;
+    if (!secretLeaked && leakedSecrets(tail, setup.secrets()).length > 0) secretLeaked = true;
   };
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);

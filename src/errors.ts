@@ -1,3 +1,7 @@
+import { redact, sanitizeErrorText } from './log/redact.js';
+
+export { ERROR_TEXT_MAX, sanitizeErrorText } from './log/redact.js';
+
 /**
  * Process exit codes, used by every command.
  * 0 ok, 1 runtime failure, 2 usage or configuration error.
@@ -39,12 +43,18 @@ export function isAppError(err: unknown): err is AppError {
   return err instanceof AppError;
 }
 
-/** A short, single-line description of any thrown value (message only, never a stack). */
+/**
+ * A short description of any thrown value (message only, never a stack), sanitised: what every log line, runs-table row, /healthz body and stderr message uses.
+ */
 export function describeError(err: unknown): string {
-  if (err instanceof Error) {
+  // Duck-typed as well: a driver's native error may come from another realm.
+  const message = typeof err === 'object' && err !== null ? (err as { message?: unknown }).message : undefined;
+  if (typeof message === 'string') {
+    // A configuration error is built from paths and names, one line per problem: all of it.
+    if (err instanceof ConfigError) return redact(message);
     const code = (err as { code?: unknown }).code;
-    const prefix = typeof code === 'string' && !err.message.includes(code) ? `${code}: ` : '';
-    return `${prefix}${err.message}`;
+    const prefix = typeof code === 'string' && !message.includes(code) ? `${code}: ` : '';
+    return sanitizeErrorText(`${prefix}${message}`);
   }
-  return String(err);
+  return sanitizeErrorText(String(err));
 }

@@ -1,4 +1,9 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { createTestDatabase, dialectsUnderTest, type TestDatabase } from './helpers/databases.js';
+import { leakedSecrets, runWorker, writeWorkerConfig } from '../chaos/worker.js';
+import { startEmulator } from '../src/emulator/index.js';
 import { activeInLedger, diffLedger, expectedFromSource } from './helpers/pipeline.js';
 import { runChaos, STATE_PREFIX, type ChaosResult } from '../chaos/harness.js';
 import { verdictOk, verify } from '../chaos/oracle.js';
@@ -101,5 +106,37 @@ eachServer('replay after losing the state on %s', (dialect) => {
     expect({ missing: r.after.missing, duplicated: r.after.duplicated, unrevoked: r.after.unrevoked, stuck: r.after.stuck }).toEqual({ missing: 0, duplicated: 0, unrevoked: 0, stuck: 0 });
     const records = (await db.db(t.records).where({ state: 'active' }).count({ n: '*' }).first()) as { n: number | string };
     expect(Number(records.n)).toBe(r.before.expected);
+  }, 60_000);
+});
+
+describe('the secret-leak check can fail', () => {
+  it('catches a tenant token, the database password and the app secret in a child process output or a stored row', async () => {
+    const emu = await startEmulator({});
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'leak-check-'));
+    try {
+      const res = await fetch(`${emu.url}/open-apis/auth/v3/tenant_access_token/internal`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ app_id: emu.appId, app_secret: emu.appSecret }),
+      });
+      const token = ((await res.json()) as { tenant_access_token: string }).tenant_access_token;
+      expect(token).toMatch(/^t-/);
+      const password = 'db-Pass-8871';
+      const setup = writeWorkerConfig(dir, `postgres://sync:${password}@127.0.0.1:1/hr`, emu, { rateLimit: 10 });
+      // The CLI echoes an unknown command: a stand-in for any line that would carry a secret.
+      for (const leaked of [token, password, emu.appSecret]) {
+        const out = await runWorker(setup, [leaked], {}, 30_000);
+        expect({ leaked: leaked.slice(0, 4), code: out.code, caught: out.secretLeaked }).toEqual({ leaked: leaked.slice(0, 4), code: 2, caught: true });
+      }
+      const clean = await runWorker(setup, ['no-such-command'], {}, 30_000);
+      expect(clean.code).toBe(2);
+      expect(clean.secretLeaked).toBe(false);
+      // The stored-rows check uses the same list.
+      expect(leakedSecrets(JSON.stringify([{ feishu_msg: `Bearer ${token}` }]), setup.secrets())).toHaveLength(1);
+      expect(leakedSecrets(JSON.stringify([{ feishu_msg: 'ok' }]), setup.secrets())).toHaveLength(0);
+    } finally {
+      await emu.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 });

@@ -121,4 +121,21 @@ describe('check-config without a usable configuration', () => {
     expect(res.stdout).toMatch(/ERROR\s+source database: cannot connect to postgres:\/\/hr:\*\*\*@127\.0\.0\.1:1\/hr/);
     expect(res.stdout + res.stderr).not.toContain('Sup3rSecretPw');
   });
+
+  it('warns on a plain http:// Feishu base URL to anything but loopback', async () => {
+    const db = await createTestDatabase('sqlite', 'check_http');
+    try {
+      await createLegacy(db);
+      const check = async (baseUrl: string) => {
+        const res = await runCli(['check-config', '--config', writeConfig(db, (raw) => (raw.feishu.base_url = baseUrl))]);
+        expect(res.code).toBe(0);
+        return res.stdout;
+      };
+      expect(await check('http://open.feishu.example.com')).toMatch(/WARN\s+feishu\.base_url: plain HTTP to open\.feishu\.example\.com: .*use https:\/\//);
+      expect(await check('http://10.0.0.5:8080')).toMatch(/WARN\s+feishu\.base_url: plain HTTP to 10\.0\.0\.5:8080/);
+      for (const ok of ['https://open.feishu.cn', 'http://127.0.0.1:9000', 'http://localhost:9000', 'http://[::1]:9000']) expect(await check(ok)).not.toMatch(/feishu\.base_url/);
+    } finally {
+      await db.drop();
+    }
+  }, 60_000);
 });

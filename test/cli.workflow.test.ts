@@ -153,6 +153,21 @@ describe('npm run demo', () => {
     expect(res.stdout).toMatch(/Second sync: read \d+, created 3, revoked 6/);
     expect(res.stdout).toMatch(/Demo finished: everything synced/);
     expect(res.stdout).toMatch(/leave\s+approved\s+\d+\s+revoked\s+5/);
+    // Every time (or span) shown says its zone: UTC with Z, or Feishu's wall time with the zone's name.
+    const time = '\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d(?::\\d\\d(?:\\.\\d+)?)?';
+    const times = [...res.stdout.matchAll(new RegExp(`${time}(?: → ${time})?(Z|\\s+[A-Z][a-z]+/[A-Za-z_]+)?`, 'g'))];
+    expect(times.length).toBeGreaterThan(10);
+    expect(times.filter((m) => !m[1]).map((m) => m[0])).toEqual([]);
+    // The watermarks are instants in the recent past (the sample's rows), not hours ahead.
+    const marks = [...res.stdout.matchAll(/^\s+(?:leave|overtime|trip|out)\s+(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)Z\s+key/gm)].map((m) => Date.parse(m[1]!.replace(' ', 'T') + 'Z'));
+    expect(marks).toHaveLength(4);
+    for (const t of marks) {
+      expect(t).toBeLessThanOrEqual(Date.now());
+      expect(t).toBeGreaterThan(started - 2 * 3600_000);
+    }
+    // The next steps it suggests run as written (the CLI is not on PATH).
+    expect(res.stdout).toMatch(/Try `npx attendance-sync emulator` and `npx attendance-sync check-config` next\./);
+    expect(res.stdout).not.toMatch(/`attendance-sync /);
     expect(Date.now() - started).toBeLessThan(60_000);
   });
 });

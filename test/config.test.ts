@@ -5,6 +5,7 @@ import YAML from 'yaml';
 import { resolveConfig, loadConfig, findConfigPath, resolveStateTarget } from '../src/config/load.js';
 import { ConfigError } from '../src/errors.js';
 import { baseRawConfig } from './helpers/config.js';
+import { runCli } from './helpers/cli.js';
 
 function problemsOf(fn: () => unknown): string[] {
   try {
@@ -119,6 +120,20 @@ describe('configuration: every kind of bad input names its path', () => {
     const problems = problemsOf(() => loadConfig({ configPath: bad, env: noEnv }));
     expect(problems[0]).toMatch(/bad\.yaml/);
     expect(problems.join('\n')).not.toContain('super-secret-9876');
+  });
+
+  it('refuses a YAML alias bomb as a configuration error (exit 2), without expanding it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cfg-'));
+    const bomb = path.join(dir, 'bomb.yaml');
+    const lines = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
+    for (const [prev, name] of [['a', 'b'], ['b', 'c'], ['c', 'd'], ['d', 'e'], ['e', 'f'], ['f', 'g'], ['g', 'h']]) lines.push(`${name}: &${name} [${Array(10).fill(`*${prev}`).join(',')}]`);
+    fs.writeFileSync(bomb, lines.join('\n') + '\n');
+    expect(problemsOf(() => loadConfig({ configPath: bomb, env: noEnv }))[0]).toMatch(/bomb\.yaml: .*alias/i);
+    const res = await runCli(['--config', bomb, 'check-config']);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/invalid YAML/);
+    const migrate = await runCli(['--config', bomb, 'migrate']);
+    expect(migrate.code).toBe(2);
   });
 });
 

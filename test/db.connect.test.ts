@@ -18,3 +18,27 @@ describe.each(dialectsUnderTest())('database connection on %s', (dialect) => {
     }
   });
 });
+
+describe('SQLite files', () => {
+  it('a new database and its -wal and -shm files are readable by the owner only (0600)', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { connect } = await import('../src/db/connect.js');
+    const { migrateLatest } = await import('../src/state/migrate.js');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'modes-'));
+    const file = path.join(dir, 'state.sqlite');
+    const db = connect(`sqlite:${file}`);
+    try {
+      await migrateLatest(db, 'attendance_sync_');
+      await db('attendance_sync_runs').insert({ type: 'cycle', started_at: Date.now(), outcome: 'running', host: 'h', pid: 1 });
+      const mode = (f: string) => (fs.statSync(f).mode & 0o777).toString(8);
+      expect(fs.existsSync(`${file}-wal`)).toBe(true);
+      expect(fs.existsSync(`${file}-shm`)).toBe(true);
+      expect({ db: mode(file), wal: mode(`${file}-wal`), shm: mode(`${file}-shm`) }).toEqual({ db: '600', wal: '600', shm: '600' });
+    } finally {
+      await db.destroy();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import * as lark from '@larksuiteoapi/node-sdk';
 import { startEmulator, parseFaults, type Emulator } from '../src/emulator/index.js';
 
-const SAMPLE = JSON.parse(fs.readFileSync('../shared/fixtures/user-approvals-create.request.json', 'utf8'));
-const SAMPLE_RESPONSE = JSON.parse(fs.readFileSync('../shared/fixtures/user-approvals-create.response.json', 'utf8'));
+const SAMPLE = JSON.parse(fs.readFileSync('test/fixtures/user-approvals-create.request.json', 'utf8'));
+const SAMPLE_RESPONSE = JSON.parse(fs.readFileSync('test/fixtures/user-approvals-create.response.json', 'utf8'));
 const CREATE = '/open-apis/attendance/v1/user_approvals';
 
 async function post(emu: Emulator, path: string, body: unknown, token?: string): Promise<{ status: number; body: any; headers: Headers }> {

@@ -103,13 +103,13 @@ describe('FeishuClient.createUserApproval', () => {
     expect(emu.ledger()).toHaveLength(1);
   });
 
-  it('"already exists" for a record it cannot match is a duplicate error, not a guess', async () => {
+  it('"already exists" for a record it cannot find stays ambiguous (retried later, never failed); a withdrawn one is a duplicate', async () => {
     emu = await startEmulator({ users: USERS, duplicateIdempotentId: 'conflict' });
     const client = makeClient(emu);
     const first = await client.createUserApproval('employee_id', leave('k-taken', 'u1'));
     // Same key for another user: the key is taken but no record of u2 carries it.
     const notFound = await client.createUserApproval('employee_id', leave('k-taken', 'u2')).catch((e: unknown) => e);
-    expect(notFound).toMatchObject({ code: 'FEISHU_DUPLICATE', category: 'duplicate', feishuCode: 1220600, approvalId: undefined });
+    expect(notFound).toMatchObject({ code: 'FEISHU_AMBIGUOUS', category: 'ambiguous', feishuCode: 1220600, retryable: true, approvalId: undefined });
     // Revoked: the key points at a withdrawn record, which a create cannot bring back.
     await client.revokeApproval(first.approvalId, 'leave');
     const revoked = await client.createUserApproval('employee_id', leave('k-taken', 'u1')).catch((e: unknown) => e);

@@ -58,8 +58,16 @@ function readYaml(file: string): unknown {
       'invalid YAML',
     );
   }
-  return doc.toJS() ?? {};
+  try {
+    // An alias bomb (a few lines expanding to millions of nodes) is refused, not expanded.
+    return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
+  } catch (err) {
+    throw new ConfigError([`${path.basename(file)}: ${err instanceof Error ? err.message : String(err)} (YAML aliases expand to too many nodes)`], 'invalid YAML');
+  }
 }
+
+/** Aliases a config file may expand (yaml's own default); a real config uses a handful. */
+const MAX_ALIAS_COUNT = 100;
 
 const VAR_RE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
@@ -129,7 +137,12 @@ export function resolveConfig(rawInput: unknown, opts: { env?: NodeJS.ProcessEnv
   const urlProblems = checkUrls(cfg);
   if (urlProblems.length > 0) throw new ConfigError(urlProblems);
   registerSecret(cfg.feishu.app_secret);
-  for (const url of [cfg.source.url, cfg.state.url]) if (url) registerSecret(parseDatabaseUrl(url).password);
+  for (const url of [cfg.source.url, cfg.state.url]) {
+    if (!url) continue;
+    const target = parseDatabaseUrl(url);
+    registerSecret(target.password);
+    registerSecret(target.tls.passphrase);
+  }
   return {
     ...cfg,
     state: { ...cfg.state, url: cfg.state.url ?? cfg.source.url },

@@ -1,9 +1,11 @@
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import fs from 'node:fs';
+import tls from 'node:tls';
 import path from 'node:path';
 import { parseDatabaseUrl, type DatabaseTarget, type DialectName } from './url.js';
-import { redact, registerSecret } from '../log/redact.js';
+import { mysqlOffersTls, mysqlSslOptions, pgOffersTls, tlsOptions, type TlsSpec } from './tls.js';
+import { redact, registerSecret, sanitizeErrorText } from '../log/redact.js';
 import { getLogger } from '../log/logger.js';
 
 export type { Knex };
@@ -30,39 +32,55 @@ export interface ConnectOptions {
 
 export function knexConfigFor(target: DatabaseTarget, opts: ConnectOptions = {}): Knex.Config {
   switch (target.dialect) {
-    case 'pg':
+    case 'pg': {
+      const base = {
+        host: target.host,
+        port: target.port,
+        user: target.user,
+        password: target.password,
+        database: target.database,
+        application_name: opts.applicationName ?? 'attendance-sync',
+      };
       return {
         client: 'pg',
-        connection: {
-          host: target.host,
-          port: target.port,
-          user: target.user,
-          password: target.password,
-          database: target.database,
-          application_name: opts.applicationName ?? 'attendance-sync',
-          ...(target.params.sslmode && target.params.sslmode !== 'disable' ? { ssl: { rejectUnauthorized: target.params.sslmode === 'verify-full' } } : {}),
-        },
+        connection: withTls(base, target.tls, {
+          offersTls: () => pgOffersTls(target.host ?? '127.0.0.1', target.port ?? 5432),
+          refusesPlain: () => pgRefusesPlain(base),
+          ssl: () => tlsOptions(target.tls),
+        }),
         pool: { min: 0, max: opts.poolMax ?? 4 },
         acquireConnectionTimeout: 10_000,
       };
-    case 'mysql':
+    }
+    case 'mysql': {
+      const base = {
+        host: target.host,
+        port: target.port,
+        user: target.user,
+        password: target.password,
+        database: target.database,
+        dateStrings: true,
+        supportBigNumbers: true,
+        bigNumberStrings: true,
+        charset: 'utf8mb4',
+        timezone: 'Z',
+      };
       return {
         client: 'mysql2',
-        connection: {
-          host: target.host,
-          port: target.port,
-          user: target.user,
-          password: target.password,
-          database: target.database,
-          dateStrings: true,
-          supportBigNumbers: true,
-          bigNumberStrings: true,
-          charset: 'utf8mb4',
-          timezone: 'Z',
+        connection: withTls(base, target.tls, {
+          offersTls: () => mysqlOffersTls(target.host ?? '127.0.0.1', target.port ?? 3306),
+          // MySQL has no "allow": parseTls never yields it for MySQL URLs.
+          refusesPlain: async () => false,
+          ssl: () => mysqlSslOptions(target.tls),
+        }),
+        pool: {
+          min: 0,
+          max: opts.poolMax ?? 4,
+          ...(target.tls.mode === 'verify-full' ? { afterCreate: verifyMysqlServerName(target.host ?? '127.0.0.1') } : {}),
         },
-        pool: { min: 0, max: opts.poolMax ?? 4 },
         acquireConnectionTimeout: 10_000,
       };
+    }
     case 'sqlite':
       return {
         client: 'better-sqlite3',
@@ -83,17 +101,118 @@ export function knexConfigFor(target: DatabaseTarget, opts: ConnectOptions = {})
   }
 }
 
+type ConnectionSettings = Record<string, unknown>;
+
+/**
+ * The driver settings for a TLS mode. Fixed modes are plain settings; `prefer` and `allow`
+ * depend on the server, so they become a provider knex asks once, on the first connection
+ * (and again after a failure): `prefer` asks the server whether it offers TLS, `allow`
+ * tries plain and turns to TLS only when the server refuses a connection without it.
+ */
+function withTls(
+  base: ConnectionSettings,
+  tls: TlsSpec,
+  how: { offersTls: () => Promise<boolean>; refusesPlain: () => Promise<boolean>; ssl: () => unknown },
+): ConnectionSettings | (() => Promise<ConnectionSettings>) {
+  switch (tls.mode) {
+    case 'disable':
+      return base;
+    case 'require':
+    case 'verify-ca':
+    case 'verify-full':
+      return { ...base, ssl: how.ssl() };
+    case 'prefer':
+      return async () => ((await how.offersTls()) ? { ...base, ssl: how.ssl() } : { ...base });
+    case 'allow':
+      return async () => ((await how.refusesPlain()) ? { ...base, ssl: how.ssl() } : { ...base });
+  }
+}
+
+/**
+ * mysql2 checks the certificate against "localhost" when the host is an IP address (it
+ * gives TLS no server name), so VERIFY_IDENTITY checks the name itself on every new
+ * connection and refuses one whose certificate does not name the host.
+ */
+function verifyMysqlServerName(host: string) {
+  return (conn: { stream?: unknown }, done: (err: Error | null, conn: unknown) => void) => {
+    const stream = conn.stream as Partial<tls.TLSSocket> | undefined;
+    const cert = typeof stream?.getPeerCertificate === 'function' ? stream.getPeerCertificate(true) : undefined;
+    if (!cert || Object.keys(cert).length === 0) return done(new Error(`ssl-mode VERIFY_IDENTITY: the connection to ${host} is not using TLS`), conn);
+    const mismatch = tls.checkServerIdentity(host, cert);
+    done(mismatch ?? null, conn);
+  };
+}
+
+/** PostgreSQL `allow`: a plain connection the server rejects for want of encryption (pg_hba.conf). */
+async function pgRefusesPlain(base: ConnectionSettings): Promise<boolean> {
+  const client = new pg.Client({ ...base, ssl: false } as pg.ClientConfig);
+  try {
+    await client.connect();
+    return false;
+  } catch (err) {
+    if ((err as { code?: unknown }).code === '28000' && /no encryption|SSL off/i.test(String((err as Error).message))) return true;
+    throw err;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 /** Open a knex instance for a database URL. The password is registered for redaction first. */
 export function connect(url: string | DatabaseTarget, opts: ConnectOptions = {}): Knex {
   const target = typeof url === 'string' ? parseDatabaseUrl(url) : url;
   registerSecret(target.password);
+  registerSecret(target.tls.passphrase);
   if (target.dialect === 'sqlite' && target.filename && target.filename !== ':memory:') {
     fs.mkdirSync(path.dirname(target.filename), { recursive: true });
+    createPrivateFile(target.filename);
   }
   // knex prints pool and driver trouble straight to the console; route it through our
   // (redacting) logger at debug level instead: callers report the failures that matter.
   const log = (level: 'warn' | 'debug') => (message: unknown) => getLogger().log(level, `knex: ${redact(String(message))}`);
-  return knexFactory({ ...knexConfigFor(target, opts), log: { warn: log('debug'), error: log('debug'), deprecate: log('debug'), debug: log('debug') } });
+  // compileSqlOnError false: knex would otherwise inline every bound value (employee ids,
+  // leave reasons, a whole page of them) into the error message.
+  const db = knexFactory({
+    ...knexConfigFor(target, opts),
+    compileSqlOnError: false,
+    log: { warn: log('debug'), error: log('debug'), deprecate: log('debug'), debug: log('debug') },
+  });
+  db.on('query-error', (err: unknown, query: { sql?: unknown }) => scrubQueryError(err, typeof query?.sql === 'string' ? query.sql : undefined));
+  return db;
+}
+
+/**
+ * A new SQLite database file is created empty with mode 0600 before SQLite opens it: it holds
+ * employee ids and leave reasons, and SQLite gives its -wal and -shm files the mode of the
+ * database file. An existing file keeps the mode its owner gave it.
+ */
+function createPrivateFile(file: string): void {
+  try {
+    fs.closeSync(fs.openSync(file, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
+
+/** Driver fields that repeat the statement or the offending values. */
+const VALUE_FIELDS = ['sql', 'detail', 'where', 'internalQuery', 'parameters', 'bindings'] as const;
+
+/**
+ * Rewrite a failed query's error in place, before anyone catches it: the driver's message
+ * first (masked), then the start of the statement (placeholders only, no values), and no
+ * field that holds the statement with values (mysql2 `sql`, PostgreSQL `detail`).
+ */
+export function scrubQueryError(err: unknown, sql: string | undefined): void {
+  // Duck-typed: native driver errors may come from another realm (vm contexts under test).
+  if (typeof err !== 'object' || err === null || typeof (err as { message?: unknown }).message !== 'string') return;
+  const e = err as Error & Record<string, unknown>;
+  let driverMessage = e.message;
+  if (sql !== undefined && driverMessage.startsWith(`${sql} - `)) driverMessage = driverMessage.slice(sql.length + 3);
+  const statement = sql === undefined ? '' : ` [statement: ${sql.replace(/\s+/g, ' ').slice(0, 120)}${sql.length > 120 ? '…' : ''}]`;
+  e.message = sanitizeErrorText(`${driverMessage}${statement}`);
+  for (const field of VALUE_FIELDS) if (field in e) delete e[field];
+  if (typeof e.sqlMessage === 'string') e.sqlMessage = sanitizeErrorText(e.sqlMessage);
+  // The stack's first line is the driver's original message.
+  if (typeof e.stack === 'string') e.stack = `${e.name}: ${e.message}\n${e.stack.split('\n').filter((l) => /^\s+at /.test(l)).join('\n')}`;
 }
 
 export function dialectOf(db: Knex): DialectName {

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
+import { parseTls, type TlsSpec } from './tls.js';
 
 export type DialectName = 'pg' | 'mysql' | 'sqlite';
 
@@ -14,6 +15,8 @@ export interface DatabaseTarget {
   readonly database?: string;
   readonly filename?: string;
   readonly params: Readonly<Record<string, string>>;
+  /** TLS from the query parameters (sslmode… on PostgreSQL, ssl-mode… on MySQL); sqlite: disable. */
+  readonly tls: TlsSpec;
   /** The URL with the password masked, safe for logs and reports. */
   readonly display: string;
 }
@@ -31,7 +34,7 @@ export function parseDatabaseUrl(raw: string, field = 'url'): DatabaseTarget {
     if (file.startsWith('//')) file = file.slice(2); // sqlite:///abs/path
     if (!file) throw new ConfigError([`${field}: sqlite URL needs a file path, e.g. sqlite:./data/hr.sqlite`]);
     const filename = file === ':memory:' ? file : path.resolve(file);
-    return { dialect: 'sqlite', filename, params: {}, display: `sqlite:${file}` };
+    return { dialect: 'sqlite', filename, params: {}, tls: { mode: 'disable' }, display: `sqlite:${file}` };
   }
   let url: URL;
   try {
@@ -47,9 +50,12 @@ export function parseDatabaseUrl(raw: string, field = 'url'): DatabaseTarget {
   if (!database) throw new ConfigError([`${field}: the URL names no database (…/DATABASE)`]);
   const params: Record<string, string> = {};
   url.searchParams.forEach((v, k) => (params[k] = v));
+  const tls = parseTls(dialect, params, field);
   const password = url.password ? decodeURIComponent(url.password) : undefined;
   const masked = new URL(url.toString());
   if (masked.password) masked.password = '***';
+  // The passphrase of a client key is as secret as the password.
+  for (const k of ['sslpassword', 'ssl-passphrase']) if (masked.searchParams.has(k)) masked.searchParams.set(k, '***');
   return {
     dialect,
     host: url.hostname || '127.0.0.1',
@@ -58,6 +64,7 @@ export function parseDatabaseUrl(raw: string, field = 'url'): DatabaseTarget {
     password,
     database,
     params,
+    tls,
     display: masked.toString(),
   };
 }

@@ -12,7 +12,8 @@ import { runCycle, type CycleResult } from '../pipeline/cycle.js';
 import { openPipeline } from '../pipeline/worker.js';
 import { cancelRows, createSampleSchema, sampleNow, seedSample, softDeleteRows, touchRows } from '../sample/index.js';
 import { migrateLatest } from '../state/migrate.js';
-import { collectStatus, renderStatus } from '../cli/commands/status.js';
+import { collectStatus, cursorZones, renderStatus } from '../cli/commands/status.js';
+import { prepareDemoDir } from './dir.js';
 
 /** The package root (config/ lives there), wherever the demo is started from. */
 function packageRoot(): string {
@@ -40,9 +41,8 @@ export async function runDemo(opts: { dir: string; out?: NodeJS.WritableStream }
   const out = opts.out ?? process.stdout;
   const say = (s = '') => out.write(s + '\n');
   const dir = path.resolve(opts.dir);
-  fs.mkdirSync(dir, { recursive: true });
+  prepareDemoDir(dir);
   const dbFile = path.join(dir, 'hr.sqlite');
-  for (const f of fs.readdirSync(dir)) if (f.startsWith('hr.sqlite')) fs.rmSync(path.join(dir, f));
 
   say('attendance-sync demo');
   say(`1. A sample HR database (SQLite): ${dbFile}`);
@@ -85,7 +85,7 @@ export async function runDemo(opts: { dir: string; out?: NodeJS.WritableStream }
       ok = first.outcome === 'ok' && second.outcome === 'ok';
       say('');
       say('attendance-sync status');
-      say(renderStatus(await collectStatus(p.dbs.state, p.dbs.tables)).replace(/^/gm, '  '));
+      say(renderStatus(await collectStatus(p.dbs.state, p.dbs.tables, cursorZones(config))).replace(/^/gm, '  '));
     } finally {
       await p.close();
     }
@@ -96,9 +96,10 @@ export async function runDemo(opts: { dir: string; out?: NodeJS.WritableStream }
       say(`  ${k.padEnd(9)} approved ${String(mine.filter((e) => e.status === 2).length).padStart(3)}   revoked ${String(mine.filter((e) => e.status === 4).length).padStart(3)}`);
     }
     const sample = ledger.filter((e) => e.kind === 'leave' && e.status === 2).slice(0, 3);
-    for (const e of sample) say(`  e.g. ${e.userId} ${String(e.item.start_time)} → ${String(e.item.end_time)} ${JSON.stringify((e.item.i18n_names as Record<string, string>)?.ch ?? '')} ${String(e.item.reason)}`);
+    // Feishu holds wall-clock times in the attendance group's zone: say which.
+    for (const e of sample) say(`  e.g. ${e.userId} ${String(e.item.start_time)} → ${String(e.item.end_time)} ${config.feishu.time_zone} ${JSON.stringify((e.item.i18n_names as Record<string, string>)?.ch ?? '')} ${String(e.item.reason)}`);
     say('');
-    say(ok ? 'Demo finished: everything synced. Try `attendance-sync emulator` and `attendance-sync check-config` next.' : 'Demo finished with failures (see status above).');
+    say(ok ? 'Demo finished: everything synced. Try `npx attendance-sync emulator` and `npx attendance-sync check-config` next.' : 'Demo finished with failures (see status above).');
   } finally {
     await emu.close();
   }

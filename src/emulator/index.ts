@@ -16,6 +16,8 @@ export interface Emulator {
   /** How often each idempotent_id was posted. */
   posts(): Record<string, number>;
   stats(): EmulatorStats;
+  /** Every tenant access token issued so far. */
+  issuedTokens(): string[];
   reset(): void;
   setOptions(partial: Partial<EmulatorOptions>): void;
   close(): Promise<void>;
@@ -39,6 +41,7 @@ export async function startEmulator(options: Partial<EmulatorOptions> = {}): Pro
     ledger: () => emu.ledger.all().map((e) => ({ ...e })),
     posts: () => emu.ledger.postCounts(),
     stats: () => emu.stats(),
+    issuedTokens: () => emu.issuedTokens(),
     reset: () => emu.reset(),
     setOptions: (p) => emu.setOptions(p),
     close: () =>

@@ -34,6 +34,11 @@ export interface EmulatorOptions {
   timeZone: string;
   /** Injectable clock (ms since epoch). */
   clock: () => number;
+  /**
+   * Added to the clock, ms: the emulator's "now" for stored creation times and the query's
+   * today + 1 cap. Settable at run time, so a rehearsal can make days pass in Feishu.
+   */
+  clockOffsetMs: number;
 }
 
 export const FAULT_KINDS = Object.freeze(['5xx', '502', 'slow', 'drop', '429', 'stored-then-failed', 'no-row-affected', 'quota'] as const);
@@ -60,6 +65,7 @@ export const DEFAULT_OPTIONS: Readonly<EmulatorOptions> = Object.freeze({
   sealedUntil: null,
   timeZone: 'Asia/Shanghai',
   clock: () => Date.now(),
+  clockOffsetMs: 0,
 });
 
 /** Parse `5xx=0.05,drop=0.02,…`; every problem names the part it comes from. */

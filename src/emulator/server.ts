@@ -92,13 +92,18 @@ export class EmulatorServer {
     this.rng = seededRandom(this.opts.seed);
   }
 
+  /** Every tenant access token handed out (tests check that none leaks into output). */
+  issuedTokens(): string[] {
+    return [...this.tokens.keys()];
+  }
+
   setOptions(partial: Partial<EmulatorOptions>): void {
     this.opts = { ...this.opts, ...partial };
     if (partial.seed !== undefined) this.rng = seededRandom(partial.seed);
   }
 
   private now(): number {
-    return this.opts.clock();
+    return this.opts.clock() + this.opts.clockOffsetMs;
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -94,10 +94,20 @@ export interface RevokeLookup {
   date: string;
   startTime?: string | undefined;
   endTime?: string | undefined;
+  /** Earliest creation time of the approval (its create's first attempt), for the CreateTime search. */
+  createdFrom?: number | undefined;
 }
 
 export interface CallOptions {
   signal?: AbortSignal | undefined;
+}
+
+export interface CreateOptions extends CallOptions {
+  /**
+   * When this create was first attempted (epoch ms; default now). A lookup after an ambiguous
+   * outcome searches creation dates from then: an earlier attempt, days ago, may have stored it.
+   */
+  firstAttemptAt?: number | undefined;
 }
 
 export interface FeishuClientOptions {
@@ -212,7 +222,7 @@ export class FeishuClient {
    * Returns the item's approval_id; `reconciled` when it was found by query after an ambiguous
    * outcome. Throws FeishuError otherwise (see its `category`).
    */
-  async createUserApproval(employeeType: EmployeeType, userApproval: UserApprovalInput, opts: CallOptions = {}): Promise<CreateResult> {
+  async createUserApproval(employeeType: EmployeeType, userApproval: UserApprovalInput, opts: CreateOptions = {}): Promise<CreateResult> {
     const { kind, item } = singleItem(userApproval);
     const idempotentId = item.idempotent_id;
     if (!idempotentId) throw new TypeError('createUserApproval: the item needs an idempotent_id (feishu-api.md §7.5)');
@@ -225,8 +235,8 @@ export class FeishuClient {
       idempotentId,
       startTime: item.start_time,
       endTime: item.end_time,
-      // Our first attempt starts now; a record stored by it was created today or later.
-      createdFrom: this.clock.now(),
+      // A record stored by any attempt of this create was created at its first attempt or later.
+      createdFrom: Math.min(opts.firstAttemptAt ?? Infinity, this.clock.now()),
     };
     this.counters.calls += 1;
     try {
@@ -268,12 +278,14 @@ export class FeishuClient {
   /**
    * "the object already exists": our idempotent_id is taken. Find the record: approved → it is
    * ours (an earlier attempt was stored); withdrawn → a duplicate that cannot become live; not
-   * found → a duplicate we cannot explain.
+   * found → still ambiguous: Feishu says it holds the key, so the record exists somewhere the
+   * lookup did not reach (yet). The operation is retried later, never failed on that ground.
    */
   private async resolveDuplicate(err: FeishuError, args: FindArgs, signal: AbortSignal | undefined): Promise<CreateResult> {
     let found: FoundApproval | null;
     try {
-      found = await this.findItem({ ...args, statuses: [2, 4] }, (i) => i.idempotent_id === args.idempotentId, true, signal);
+      // Withdrawn leaves and overtime may show under 3 instead of 4 (feishu-api.md §1.4).
+      found = await this.findItem({ ...args, statuses: [2, 4, 3] }, (i) => i.idempotent_id === args.idempotentId, true, signal);
     } catch (lookupErr) {
       if (!(lookupErr instanceof FeishuError)) throw lookupErr;
       throw this.failed('create', lookupErr.category === 'auth' || lookupErr.category === 'quota' ? lookupErr : ambiguous(err, `duplicate idempotent_id; lookup failed (${lookupErr.code})`), { idempotentId: args.idempotentId });
@@ -283,14 +295,15 @@ export class FeishuClient {
       this.logger?.info('feishu create reconciled by idempotent_id', { idempotentId: args.idempotentId, approvalId: found.approvalId, after: err.code, logId: err.logId });
       return { approvalId: found.approvalId, idempotentId: args.idempotentId, reconciled: true };
     }
+    if (!found) throw this.failed('create', ambiguous(err, 'duplicate idempotent_id, but no record with it was found (yet)'), { idempotentId: args.idempotentId });
     const dup = new FeishuError(FeishuErrorCode.DUPLICATE, {
       endpoint: 'create',
       httpStatus: err.httpStatus,
       feishuCode: err.feishuCode,
       feishuMsg: err.feishuMsg,
       logId: err.logId,
-      approvalId: found?.approvalId,
-      causeText: found ? `idempotent_id belongs to approval ${found.approvalId} in status ${found.status}` : 'no record with this idempotent_id was found',
+      approvalId: found.approvalId,
+      causeText: `idempotent_id belongs to approval ${found.approvalId} in status ${found.status}`,
     });
     throw this.failed('create', dup, { idempotentId: args.idempotentId });
   }

@@ -12,8 +12,13 @@ export interface DateWindow {
 }
 
 export const MAX_WINDOW_DAYS = 30;
-/** A CreateTime search never goes back further than this many 31-day slices. */
+/**
+ * A CreateTime search that only backs up a period window goes back at most this many 31-day
+ * slices; one that is the only way to see the record goes back to `createdFrom`.
+ */
 const MAX_CREATE_SLICES = 3;
+/** The mapper refuses times more than three years ahead: a record beyond the cap was created within that. */
+const MAX_CREATE_LOOKBACK_DAYS = 3 * 366 + 31;
 
 export function ymd(dt: DateTime): number {
   return Number(dt.toFormat('yyyyMMdd'));
@@ -49,7 +54,10 @@ export interface WindowArgs {
   date: string;
   startTime?: string | undefined;
   endTime?: string | undefined;
-  /** When the record may have been created at the earliest (epoch ms). */
+  /**
+   * When the record may have been created at the earliest (epoch ms): the first attempt of
+   * the create, which may lie days back (a retry after an outage, a resend).
+   */
   createdFrom?: number | undefined;
   nowMs: number;
   timeZone: string;
@@ -62,7 +70,8 @@ export interface WindowArgs {
  * (the server's zone is the attendance group's, ours may differ), clamped to the cap and to
  * 30 days (a longer record still overlaps its first 30 days).
  * CreateTime: from the day before `createdFrom` to the cap, in 31-day slices. Needed when the
- * record lies beyond today + 1, where PeriodTime cannot reach.
+ * record lies beyond today + 1, where PeriodTime cannot reach: then it goes all the way back to
+ * `createdFrom`, since nothing else can find the record.
  */
 export function lookupWindows(args: WindowArgs): DateWindow[] {
   const cap = latestQueryableDate(args.nowMs, args.timeZone);
@@ -86,7 +95,7 @@ export function lookupWindows(args: WindowArgs): DateWindow[] {
   if (beyondCap || args.includeCreateTime) {
     const createdFrom = DateTime.fromMillis(args.createdFrom ?? args.nowMs - 29 * 86_400_000, { zone: args.timeZone });
     let from: DateTime = DateTime.fromObject({ year: createdFrom.year, month: createdFrom.month, day: createdFrom.day }, { zone: 'UTC' }).minus({ days: 1 });
-    const earliest = cap.minus({ days: MAX_CREATE_SLICES * (MAX_WINDOW_DAYS + 1) - 1 });
+    const earliest = cap.minus({ days: beyondCap ? MAX_CREATE_LOOKBACK_DAYS : MAX_CREATE_SLICES * (MAX_WINDOW_DAYS + 1) - 1 });
     if (from < earliest) from = earliest;
     // Newest slice first: a record created moments ago is found with one query.
     const slices: DateWindow[] = [];

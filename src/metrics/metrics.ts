@@ -1,5 +1,6 @@
 import http from 'node:http';
 import client from 'prom-client';
+import { sanitizeErrorText } from '../log/redact.js';
 
 /**
  * Prometheus metrics of one worker process. One registry per process (not the global one),
@@ -125,10 +126,11 @@ export interface HealthInput {
 export function judgeHealth(h: HealthInput): Health {
   const now = h.now ?? Date.now();
   const reasons: string[] = [];
+  const lastError = h.lastCycle?.error === undefined ? undefined : sanitizeErrorText(h.lastCycle.error);
   if (h.state === 'leader') {
     const since = h.lastGoodCycleAt ?? h.startedAt;
     if (now - since > h.staleAfterMs) reasons.push(`no successful cycle for ${Math.round((now - since) / 1000)} s`);
-    if (h.lastCycle?.outcome === 'failed') reasons.push(`last cycle failed: ${h.lastCycle.error ?? 'unknown error'}`);
+    if (h.lastCycle?.outcome === 'failed') reasons.push(`last cycle failed: ${lastError ?? 'unknown error'}`);
     if (h.lastCycle && h.lastCycle.halted > 0) reasons.push('sending halted (Feishu auth or quota error)');
   } else if (h.state !== 'waiting' && h.state !== 'starting') {
     reasons.push(`worker is ${h.state}`);
@@ -137,10 +139,25 @@ export function judgeHealth(h: HealthInput): Health {
     ok: reasons.length === 0,
     state: h.state,
     lastGoodCycleAt: h.lastGoodCycleAt === null ? null : new Date(h.lastGoodCycleAt).toISOString(),
-    lastCycle: h.lastCycle ? { ...h.lastCycle, at: new Date(h.lastCycle.at).toISOString() } : null,
+    lastCycle: h.lastCycle ? { ...h.lastCycle, at: new Date(h.lastCycle.at).toISOString(), ...(lastError === undefined ? {} : { error: lastError }) } : null,
     ...(reasons.length > 0 ? { reasons } : {}),
   };
 }
+
+/**
+ * Limits of the metrics listener. It shares the process's file descriptors with the
+ * worker's Feishu and database connections, so a scraper that opens many connections, or
+ * one that sends half a request and waits, must not use them up: Node's defaults hold an
+ * unfinished request for 60 s (headers) to 300 s (whole request) with no connection cap.
+ */
+export const METRICS_LISTENER_LIMITS = Object.freeze({
+  maxConnections: 32,
+  headersTimeoutMs: 5_000,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
+  /** How often Node looks for requests past their timeouts (default 30 s). */
+  checkIntervalMs: 1_000,
+});
 
 /**
  * `/metrics` (Prometheus text format) and `/healthz` (200 when healthy, 503 otherwise,
@@ -152,7 +169,14 @@ export async function startMetricsServer(opts: {
   metrics: Metrics;
   health: () => Health | Promise<Health>;
 }): Promise<http.Server & { url: string }> {
-  const server = http.createServer((req, res) => {
+  const limits = METRICS_LISTENER_LIMITS;
+  const serverOptions: http.ServerOptions = {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    connectionsCheckingInterval: limits.checkIntervalMs,
+  };
+  const server = http.createServer(serverOptions, (req, res) => {
     void (async () => {
       try {
         if (req.url === '/metrics') {
@@ -168,10 +192,12 @@ export async function startMetricsServer(opts: {
         }
       } catch (err) {
         res.writeHead(500, { 'content-type': 'text/plain' });
-        res.end(`error: ${(err as Error).message}\n`);
+        res.end(`error: ${sanitizeErrorText((err as Error).message)}\n`);
       }
     })();
   });
+  // Connections beyond the cap are closed as they arrive.
+  server.maxConnections = limits.maxConnections;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => resolve());

@@ -9,6 +9,7 @@ import { openDatabases, type Databases } from '../cli/context.js';
 import { isUpToDate } from '../state/migrate.js';
 import { createLeaderLock, type LeaderLock } from '../state/lock.js';
 import { reclaimOrphanedLeases } from '../state/syncRecords.js';
+import { ensureTenant, tenantOf } from '../state/tenant.js';
 import type { PipelineDeps } from './cycle.js';
 
 export interface Pipeline {
@@ -31,14 +32,21 @@ export function ownerId(): string {
 export async function openPipeline(
   config: ResolvedConfig,
   logger: Logger,
-  /** `rateLimit` overrides feishu.rate_limit (Infinity: none), for benchmarks against the emulator. */
-  opts: { metrics?: Metrics; poolMax?: number; rateLimit?: number } = {},
+  /**
+   * `rateLimit` overrides feishu.rate_limit (Infinity: none), for benchmarks against the emulator.
+   * `bindTenant` (default true): the lock holder binds an unbound state to the configured
+   * Feishu tenant; false for commands that send nothing (they only compare).
+   */
+  opts: { metrics?: Metrics; poolMax?: number; rateLimit?: number; bindTenant?: boolean } = {},
 ): Promise<Pipeline> {
   const dbs = openDatabases(config, { poolMax: opts.poolMax ?? Math.max(4, Math.min(10, config.feishu.concurrency + 2)) });
+  const tenant = tenantOf(config);
   try {
     if (!(await isUpToDate(dbs.state, config.state.table_prefix))) {
       throw new AppError('STATE_NOT_MIGRATED', 'the state tables are missing or out of date: run `attendance-sync migrate` first', { exitCode: ExitCode.USAGE });
     }
+    // A state of another tenant: refuse before anything is read, planned or sent (exit 2).
+    await ensureTenant(dbs.state, dbs.tables, tenant, { bind: false });
   } catch (err) {
     await dbs.close();
     throw err;
@@ -60,6 +68,14 @@ export async function openPipeline(
     async tryAcquire() {
       const got = await inner.tryAcquire();
       if (got) {
+        // Compared again under the lock: a re-bind may have happened while this one waited.
+        try {
+          const { boundNow } = await ensureTenant(dbs.state, dbs.tables, tenant, { bind: opts.bindTenant !== false });
+          if (boundNow) logger.info('state database bound to its Feishu tenant', { ...tenant });
+        } catch (err) {
+          await inner.release().catch(() => undefined);
+          throw err;
+        }
         const n = await reclaimOrphanedLeases(dbs.state, dbs.tables);
         if (n > 0) logger.warn('returned operations a previous worker left in flight', { count: n });
       }

@@ -53,7 +53,11 @@ const NO_KEY = '(no key)';
 
 /** Statuses of a create that is, or may become, an approval in Feishu. */
 const LIVE: readonly string[] = [OP_STATUS.PENDING, OP_STATUS.SENDING, OP_STATUS.SENT];
-/** Statuses of a create that gave up until `retry`: Feishu may hold it all the same (a lost reply). */
+/**
+ * Statuses of a create that gave up until `retry`. Feishu may hold it all the same (a dead
+ * create ran out of attempts on ambiguous outcomes), so a change or cancellation undoes it:
+ * revoked (looked up first) unless it is certainly absent (mayExistInFeishu).
+ */
 const STOPPED: readonly string[] = [OP_STATUS.FAILED, OP_STATUS.DEAD];
 
 class DryRun extends Error {}

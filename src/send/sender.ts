@@ -214,7 +214,8 @@ export class Sender {
 
   private async create(op: SyncRecord, signal?: AbortSignal): Promise<string> {
     try {
-      const res = await this.o.client.createUserApproval(this.o.employeeType, op.payload as UserApprovalInput, { signal });
+      // Planned at createdAt: no attempt of it (a retry days later, a resend) can be older.
+      const res = await this.o.client.createUserApproval(this.o.employeeType, op.payload as UserApprovalInput, { signal, firstAttemptAt: op.createdAt });
       return res.approvalId;
     } catch (err) {
       // A refusal speaks for this attempt only. When an earlier one may have been stored (its
@@ -258,7 +259,8 @@ export class Sender {
         idempotentId: op.idempotencyKey,
         startTime: typeof item.start_time === 'string' ? item.start_time : undefined,
         endTime: typeof item.end_time === 'string' ? item.end_time : undefined,
-        createdFrom: op.createdAt - 86_400_000,
+        // No attempt of the create is older than its planning: search creation dates from there.
+        createdFrom: op.createdAt,
         statuses: [2],
       },
       { signal },
@@ -282,14 +284,13 @@ export class Sender {
       date: String(payload.date ?? ''),
       startTime: typeof item.start_time === 'string' ? item.start_time : undefined,
       endTime: typeof item.end_time === 'string' ? item.end_time : undefined,
+      // No attempt of the create is older than its planning: search creation dates from there.
+      createdFrom: create.createdAt,
     };
     let approvalId = create.approvalId;
     // Only creates that may exist are revoked (mayExistInFeishu), whatever their attempts say.
     if (!approvalId && create.idempotencyKey) {
-      const found = await this.o.client.findByIdempotentId(
-        { ...lookup, kind: op.kind, idempotentId: create.idempotencyKey, createdFrom: create.createdAt - 86_400_000 },
-        { signal },
-      );
+      const found = await this.o.client.findByIdempotentId({ ...lookup, kind: op.kind, idempotentId: create.idempotencyKey }, { signal });
       if (found && found.status !== 2) {
         await markRevoked(this.o.state, this.o.t, create.id);
         return found.approvalId;

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { StateTables } from './tables.js';
 import { fromJson, toMillis } from './values.js';
+import { sanitizeErrorText } from '../log/redact.js';
 
 export type RunType = 'cycle' | 'backfill' | 'retry';
 export type RunOutcome = 'running' | 'ok' | 'failed' | 'partial' | 'interrupted';
@@ -31,7 +32,7 @@ export async function finishRun(
 ): Promise<void> {
   await db(t.runs)
     .where({ id })
-    .update({ outcome: r.outcome, finished_at: r.now ?? Date.now(), counts: r.counts ? JSON.stringify(r.counts) : null, error: r.error ?? null });
+    .update({ outcome: r.outcome, finished_at: r.now ?? Date.now(), counts: r.counts ? JSON.stringify(r.counts) : null, error: r.error == null ? null : sanitizeErrorText(r.error) });
 }
 
 export async function lastRuns(db: Knex, t: StateTables, n = 5): Promise<Run[]> {
@@ -43,7 +44,8 @@ export async function lastRuns(db: Knex, t: StateTables, n = 5): Promise<Run[]> 
     finishedAt: toMillis(r.finished_at as number | null),
     outcome: r.outcome as RunOutcome,
     counts: fromJson<Record<string, unknown>>(r.counts as string | null),
-    error: (r.error as string | null) ?? null,
+    // Rows written before errors were sanitised may still hold a statement with its values.
+    error: typeof r.error === 'string' ? sanitizeErrorText(r.error) : null,
     host: (r.host as string | null) ?? null,
     pid: r.pid === null || r.pid === undefined ? null : Number(r.pid),
   }));

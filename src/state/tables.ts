@@ -6,6 +6,8 @@ export interface StateTables {
   readonly syncRecords: string;
   readonly runs: string;
   readonly lock: string;
+  /** The Feishu tenant the state is bound to. */
+  readonly tenant: string;
   /** knex's own bookkeeping tables, prefixed too so two installations can share a database. */
   readonly migrations: string;
   readonly migrationsLock: string;
@@ -19,6 +21,7 @@ export function stateTables(prefix: string): StateTables {
     syncRecords: `${prefix}sync_records`,
     runs: `${prefix}runs`,
     lock: `${prefix}lock`,
+    tenant: `${prefix}tenant`,
     migrations: `${prefix}migrations`,
     migrationsLock: `${prefix}migrations_lock`,
   });

@@ -39,7 +39,7 @@ export function register(program: Command): void {
       const kinds = enabledKinds(config).filter(([k]) => !wanted || wanted.includes(k));
       if (kinds.length === 0) throw new ConfigError(['--kinds: none of these kinds is configured and enabled'], 'invalid arguments');
 
-      const p = await openPipeline(config, logger);
+      const p = await openPipeline(config, logger, { bindTenant: opts.dryRun !== true });
       const abort = new AbortController();
       const stop = () => {
         logger.warn('backfill interrupted: run it again to continue (nothing is sent twice)');

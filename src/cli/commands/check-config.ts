@@ -9,6 +9,7 @@ import { CheckReport } from '../../check/report.js';
 import { isLeadingIndexColumn, requiredColumns, sourceColumns } from '../../check/introspect.js';
 import { sourceRelation } from '../../source/relation.js';
 import { TokenProvider } from '../../feishu/token.js';
+import { describeTenant, getTenantBinding, mismatchMessage, tenantDifferences, tenantOf } from '../../state/tenant.js';
 import { loadContext, openDatabases } from '../context.js';
 import { setExitCode } from '../main.js';
 
@@ -69,6 +70,12 @@ async function checkKind(report: CheckReport, db: Knex, kind: string, cfg: AnyKi
   }
 }
 
+/** localhost, 127.0.0.0/8 and ::1: plain HTTP there never leaves the machine (the emulator). */
+function isLoopback(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127(?:\.\d{1,3}){3}$/.test(h);
+}
+
 export function register(program: Command): void {
   program
     .command('check-config')
@@ -78,6 +85,10 @@ export function register(program: Command): void {
       const { config } = loadContext(cmd);
       const report = new CheckReport();
       report.ok('configuration', `${config.configPath} is valid`);
+      const feishuUrl = new URL(config.feishu.base_url);
+      if (feishuUrl.protocol === 'http:' && !isLoopback(feishuUrl.hostname)) {
+        report.warn('feishu.base_url', `plain HTTP to ${feishuUrl.host}: the app secret, tenant tokens and approvals travel unencrypted (use https://)`);
+      }
       const dbs = openDatabases(config, { poolMax: 1 });
       try {
         const sourceOk = await reachable(report, 'source database', dbs.source, parseDatabaseUrl(config.source.url).display);
@@ -89,6 +100,14 @@ export function register(program: Command): void {
           const table = `${config.state.table_prefix}sync_records`;
           if (await dbs.state.schema.hasTable(table)) report.ok('state tables', `present (prefix ${config.state.table_prefix})`);
           else report.warn('state tables', `missing: run \`attendance-sync migrate\``);
+          if (await dbs.state.schema.hasTable(dbs.tables.tenant)) {
+            const current = tenantOf(config);
+            const bound = await getTenantBinding(dbs.state, dbs.tables);
+            const differ = bound ? tenantDifferences(bound, current) : [];
+            if (!bound) report.ok('feishu tenant', `the state is not bound yet: the first send binds it to ${describeTenant(current)}`);
+            else if (differ.length === 0) report.ok('feishu tenant', `the state belongs to ${describeTenant(current)}`);
+            else report.error(differ.join(', '), mismatchMessage(bound, current));
+          }
         }
         if (sourceOk) {
           for (const kind of KINDS) {

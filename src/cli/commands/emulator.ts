@@ -12,6 +12,14 @@ function int(name: string) {
   };
 }
 
+function signedInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be a whole number (ms)`);
+    return n;
+  };
+}
+
 function readUsers(file: string): string[] {
   let text: string;
   try {
@@ -44,6 +52,7 @@ export function register(program: Command): void {
     .option('--strict', 'enforce uniq_id shorter than 14 characters')
     .option('--duplicate <mode>', 'answer to a repeated idempotent_id: conflict | replay', 'conflict')
     .option('--latency <ms>', 'delay before every attendance answer', int('--latency'), 0)
+    .option('--clock-offset <ms>', "shift the emulator's clock (creation times, today + 1 cap); negative: the past", signedInt('--clock-offset'), 0)
     .option('--sealed-until <yyyyMMdd>', 'dates before this are sealed (封账): their creates and revokes are refused')
     .action(async (o: Record<string, unknown>) => {
       let faults = {};
@@ -67,6 +76,7 @@ export function register(program: Command): void {
         strict: o.strict === true,
         duplicateIdempotentId: o.duplicate,
         latencyMs: o.latency as number,
+        clockOffsetMs: o.clockOffset as number,
         sealedUntil: typeof o.sealedUntil === 'string' ? o.sealedUntil : null,
       });
       process.stdout.write(

@@ -10,8 +10,9 @@ import { register as backfill } from './backfill.js';
 import { register as preview } from './preview.js';
 import { register as demo } from './demo.js';
 import { register as configReference } from './config-reference.js';
+import { register as rebindTenant } from './rebind-tenant.js';
 
 /** Every subcommand, in the order --help lists them. */
 export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
-  migrate, checkConfig, once, run, status, retry, backfill, preview, emulator, demo, configReference,
+  migrate, checkConfig, once, run, status, retry, backfill, rebindTenant, preview, emulator, demo, configReference,
 ];

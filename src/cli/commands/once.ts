@@ -13,7 +13,7 @@ export function register(program: Command): void {
     .option('--no-send', 'plan only: write operations to the sync table without sending them')
     .action(async (opts: { rescan?: boolean; send?: boolean }, cmd: Command) => {
       const { config, logger } = loadContext(cmd);
-      const p = await openPipeline(config, logger);
+      const p = await openPipeline(config, logger, { bindTenant: opts.send !== false });
       const abort = new AbortController();
       const stop = () => abort.abort(new Error('signal'));
       process.once('SIGINT', stop);

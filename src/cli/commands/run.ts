@@ -5,6 +5,7 @@ import { Daemon } from '../../worker/daemon.js';
 import { judgeHealth, Metrics, startMetricsServer, type HealthInput } from '../../metrics/metrics.js';
 import { describeError } from '../../errors.js';
 import { loadContext } from '../context.js';
+import { TenantMismatchError } from '../../state/tenant.js';
 
 export function register(program: Command): void {
   program
@@ -17,8 +18,24 @@ export function register(program: Command): void {
       const startedAt = Date.now();
       let lastCycle: HealthInput['lastCycle'] = null;
       let lastGoodCycleAt: number | null = null;
-      const daemon = new Daemon({
-        lock: p.lock,
+      // A re-bind of the state while this instance waited for the lock: stop, exit 2.
+      let fatal: TenantMismatchError | null = null;
+      const daemon: Daemon = new Daemon({
+        lock: {
+          owner: p.lock.owner,
+          tryAcquire: async () => {
+            try {
+              return await p.lock.tryAcquire();
+            } catch (err) {
+              if (!(err instanceof TenantMismatchError)) throw err;
+              fatal ??= err;
+              void daemon.stop('tenant mismatch');
+              return false;
+            }
+          },
+          renew: () => p.lock.renew(),
+          release: () => p.lock.release(),
+        },
         runCycle: async (signal, o) => {
           try {
             const r = await runCycle(p.deps, { signal, rescan: o.rescan });
@@ -59,5 +76,6 @@ export function register(program: Command): void {
       await daemon.start();
       server?.close();
       await p.close();
+      if (fatal) throw fatal;
     });
 }

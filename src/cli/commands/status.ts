@@ -7,11 +7,35 @@ import { heldCreates, latestErrors, oldestPending, statusCounts, OP_STATUS } fro
 import { lastRuns } from '../../state/runs.js';
 import { lockHolder } from '../../state/lock.js';
 import type { StateTables } from '../../state/tables.js';
+import { describeTenant, getTenantBinding } from '../../state/tenant.js';
+import type { ResolvedConfig } from '../../config/load.js';
+import type { Kind } from '../../kinds.js';
 import { loadContext, openDatabases } from '../context.js';
 
 const when = (ms: number | null | undefined) => (ms ? DateTime.fromMillis(ms).toUTC().toFormat("yyyy-MM-dd HH:mm:ss'Z'") : '—');
 
-export async function collectStatus(db: Knex, t: StateTables) {
+/** The zone each kind's timestamp cursor is read in (the source's wall time). */
+export function cursorZones(config: ResolvedConfig): Partial<Record<Kind, string>> {
+  const zones: Partial<Record<Kind, string>> = {};
+  for (const k of KINDS) {
+    const cfg = config.kinds[k];
+    if (cfg && cfg.cursor.mode !== 'id') zones[k] = cfg.time_zone ?? config.source.time_zone;
+  }
+  return zones;
+}
+
+/**
+ * A timestamp watermark as an instant: the stored cursor is the source's zone-less wall time
+ * (or carries an offset), shown beside UTC times it would look hours off. null for id cursors.
+ */
+function cursorInstant(value: string | null, zone: string | undefined): number | null {
+  if (value === null || zone === undefined || /^-?\d+$/.test(value)) return null;
+  let dt = DateTime.fromSQL(value.trim(), { zone });
+  if (!dt.isValid) dt = DateTime.fromISO(value.trim(), { zone });
+  return dt.isValid ? dt.toMillis() : null;
+}
+
+export async function collectStatus(db: Knex, t: StateTables, zones: Partial<Record<Kind, string>> = {}) {
   const [watermarks, counts, oldest, runs, errors, holder, held] = await Promise.all([
     listWatermarks(db, t),
     statusCounts(db, t),
@@ -21,10 +45,11 @@ export async function collectStatus(db: Knex, t: StateTables) {
     lockHolder(db, t),
     heldCreates(db, t, 20),
   ]);
+  const tenant = (await db.schema.hasTable(t.tenant)) ? await getTenantBinding(db, t) : null;
   const byKind: Record<string, Record<string, number>> = {};
   for (const c of counts) (byKind[c.kind] ??= {})[c.status] = c.count;
   return {
-    watermarks: watermarks.map((w) => ({ kind: w.kind, cursor: w.cursorValue, key: w.cursorKey, movedAt: w.updatedAt, lastRescanAt: w.lastRescanAt })),
+    watermarks: watermarks.map((w) => ({ kind: w.kind, cursor: w.cursorValue, cursorAt: cursorInstant(w.cursorValue, zones[w.kind as Kind]), key: w.cursorKey, movedAt: w.updatedAt, lastRescanAt: w.lastRescanAt })),
     counts: byKind,
     oldestPending: oldest ? { id: oldest.id, kind: oldest.kind, sourceKey: oldest.sourceKey, operation: oldest.operation, createdAt: oldest.createdAt, attempts: oldest.attempts } : null,
     lastRuns: runs,
@@ -41,6 +66,7 @@ export async function collectStatus(db: Knex, t: StateTables) {
       at: e.updatedAt,
     })),
     lock: holder,
+    tenant,
     /** Creates held back until the failed or dead revoke of the version before them is retried. */
     heldTotal: held.total,
     held: held.items.map((h) => ({
@@ -64,7 +90,7 @@ export function renderStatus(s: Awaited<ReturnType<typeof collectStatus>>): stri
   const out: string[] = [];
   out.push('Watermarks');
   if (s.watermarks.length === 0) out.push('  (none yet: no cycle has run)');
-  for (const w of s.watermarks) out.push(`  ${w.kind.padEnd(9)} ${String(w.cursor ?? '—').padEnd(28)} key ${String(w.key ?? '—').padEnd(10)} moved ${when(w.movedAt)}  rescan ${when(w.lastRescanAt)}`);
+  for (const w of s.watermarks) out.push(`  ${w.kind.padEnd(9)} ${(w.cursorAt !== null ? when(w.cursorAt) : String(w.cursor ?? '—')).padEnd(28)} key ${String(w.key ?? '—').padEnd(10)} moved ${when(w.movedAt)}  rescan ${when(w.lastRescanAt)}`);
   const statuses = Object.values(OP_STATUS);
   out.push('', 'Sync table (operations per kind and status)');
   out.push(`  ${'kind'.padEnd(9)} ${statuses.map((st) => st.padStart(11)).join('')}`);
@@ -75,6 +101,7 @@ export function renderStatus(s: Awaited<ReturnType<typeof collectStatus>>): stri
   }
   out.push('', `Oldest pending: ${s.oldestPending ? `#${s.oldestPending.id} ${s.oldestPending.kind} ${s.oldestPending.sourceKey} ${s.oldestPending.operation}, queued ${when(s.oldestPending.createdAt)}, ${s.oldestPending.attempts} attempt(s)` : 'none'}`);
   out.push(`Leader lock: ${s.lock ? `${s.lock.owner}, heartbeat ${when(s.lock.heartbeatAt)}` : 'free'}`);
+  out.push(`Feishu tenant: ${s.tenant ? `${describeTenant(s.tenant)}, bound ${when(s.tenant.boundAt)}` : 'not bound yet (the first send binds it)'}`);
   out.push('', 'Last runs');
   if (s.lastRuns.length === 0) out.push('  (none)');
   for (const r of s.lastRuns) {
@@ -108,7 +135,7 @@ export function register(program: Command): void {
       const { config } = loadContext(cmd);
       const dbs = openDatabases(config, { poolMax: 2 });
       try {
-        const s = await collectStatus(dbs.state, dbs.tables);
+        const s = await collectStatus(dbs.state, dbs.tables, cursorZones(config));
         process.stdout.write(opts.json ? JSON.stringify(s, null, 2) + '\n' : renderStatus(s));
       } finally {
         await dbs.close();
