@@ -7,6 +7,7 @@ import type { StateTables } from '../state/tables.js';
 import { getRecords, upsertRecords, type RecordUpsert } from '../state/records.js';
 import { createsByKeys, insertOperations, markSuperseded, OP_STATUS, OPERATIONS, type NewOperation, type SyncRecord } from '../state/syncRecords.js';
 import { setWatermark } from '../state/watermarks.js';
+import { reopenInvalid, supersedeInvalid } from '../state/invalidOps.js';
 import { idempotencyKey, versionHash } from './version.js';
 
 export interface PlanCounts {
@@ -101,6 +102,8 @@ export async function planRows(
       const ops: NewOperation[] = [];
       const supersede: number[] = [];
       const upserts: RecordUpsert[] = [];
+      const resolved: number[] = [];
+      const reopened: number[] = [];
 
       const undo = (current: SyncRecord) => {
         if (current.status === OP_STATUS.PENDING && current.attempts === 0) {
@@ -126,6 +129,12 @@ export async function planRows(
         const rec = records.get(key);
         const history = creates.get(key) ?? [];
         const current = [...history].reverse().find((c) => LIVE.includes(c.status));
+        // Earlier invalid rows of this key no longer describe it (a new invalid one is kept below).
+        const invalidVersion = m.outcome === 'invalid' ? `x${versionHash(m.reasons).slice(0, 39)}` : null;
+        for (const c of history) {
+          if (c.status === OP_STATUS.INVALID && c.version !== invalidVersion) resolved.push(c.id);
+          else if (c.status === OP_STATUS.SUPERSEDED && c.version === invalidVersion) reopened.push(c.id);
+        }
         if (m.outcome === 'valid') {
           if (rec?.version === m.version) {
             counts.unchanged++;
@@ -172,7 +181,7 @@ export async function planRows(
           ops.push({
             kind,
             sourceKey: key,
-            version: `x${versionHash(m.reasons).slice(0, 39)}`,
+            version: invalidVersion!,
             generation: 0,
             operation: OPERATIONS.CREATE,
             status: OP_STATUS.INVALID,
@@ -192,6 +201,8 @@ export async function planRows(
         }
       }
       await markSuperseded(trx, deps.t, supersede, now);
+      await supersedeInvalid(trx, deps.t, resolved, now);
+      await reopenInvalid(trx, deps.t, reopened, now);
       await insertOperations(trx, deps.t, ops, now);
       await upsertRecords(trx, deps.t, upserts, now);
       if (opts.watermark) await setWatermark(trx, deps.t, kind, { cursorValue: opts.watermark.value, cursorKey: opts.watermark.key, now });

@@ -106,6 +106,9 @@ export function pageQuery(db: Knex, cfg: AnyKindConfig, after: Cursor | null, op
         // PostgreSQL and SQLite use a row-value comparison as one range on the (col, key) index.
         q = q.whereRaw('(??, ??) > (?, ?)', [col, key, v, k]);
       }
+    } else if (after?.value != null) {
+      // A start bound (sync.start_from): a value without a key reads from it inclusively.
+      q = q.where(col, '>=', after.value);
     } else if (opts.inclusiveFrom != null) {
       q = q.where(col, '>=', opts.inclusiveFrom);
     }
@@ -173,7 +176,8 @@ export async function* iterateChanged(
 ): AsyncGenerator<Page> {
   let after: Cursor | null = watermark;
   let inclusiveFrom: string | null = null;
-  if (cfg.cursor.mode === 'updated_at' && watermark?.value) {
+  // Only a row position looks back; a start bound (no key) is read from exactly.
+  if (cfg.cursor.mode === 'updated_at' && watermark?.value && watermark.key !== null) {
     const bound = lookbackBound(watermark.value, opts.lookbackSeconds);
     if (bound !== null) {
       after = null;
@@ -190,19 +194,33 @@ export async function* iterateChanged(
 }
 
 /**
- * Pages of rows whose effective date lies in [from, to] (yyyy-MM-dd), keyset on the key,
+ * The day after `to` (yyyy-MM-dd), or null for no upper bound: none given, or one whose next
+ * day cannot be written as a four-digit year. `9999-12-31` + 1 day is `10000-01-01`, which
+ * MySQL and SQLite compare as text and put before every real date: the window came back empty.
+ */
+export function exclusiveUpperBound(to: string | null | undefined): string | null {
+  if (!to) return null;
+  const next = DateTime.fromISO(to, { zone: 'UTC' }).plus({ days: 1 });
+  return next.isValid && next.year <= 9999 ? next.toFormat('yyyy-MM-dd') : null;
+}
+
+/**
+ * Pages of rows whose effective date lies in [from, to] (yyyy-MM-dd; no `to`: from onwards), keyset on the key,
  * regardless of the watermark: backfill and rescan.
  */
 export async function* readByEffectiveDate(
   db: Knex,
   cfg: AnyKindConfig,
-  opts: { from: string; to: string; pageSize: number },
+  opts: { from: string; to?: string | null; pageSize: number },
 ): AsyncGenerator<SourceRow[]> {
   const col = effectiveDateColumn(cfg);
-  const upper = DateTime.fromISO(opts.to).plus({ days: 1 }).toFormat('yyyy-MM-dd');
+  const upper = exclusiveUpperBound(opts.to);
   let afterKey: string | null = null;
   for (;;) {
-    const inWindow = () => sourceRelation(db, cfg).select('*').where(col, '>=', `${opts.from} 00:00:00`).andWhere(col, '<', `${upper} 00:00:00`);
+    const inWindow = () => {
+      const q = sourceRelation(db, cfg).select('*').where(col, '>=', `${opts.from} 00:00:00`);
+      return upper === null ? q : q.andWhere(col, '<', `${upper} 00:00:00`);
+    };
     let q = inWindow();
     if (afterKey !== null) q = q.andWhere(cfg.key, '>', keyBinding(afterKey));
     let rows = (await q.orderBy(cfg.key).limit(opts.pageSize)) as SourceRow[];

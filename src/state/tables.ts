@@ -6,6 +6,10 @@ export interface StateTables {
   readonly syncRecords: string;
   readonly runs: string;
   readonly lock: string;
+  /** Per kind: the hash of the mapping that judged it, where sync.start_from began it. */
+  readonly kindState: string;
+  /** The sync table with readable UTC timestamps (`created_at_utc`, …). */
+  readonly syncRecordsView: string;
   /** knex's own bookkeeping tables, prefixed too so two installations can share a database. */
   readonly migrations: string;
   readonly migrationsLock: string;
@@ -19,6 +23,8 @@ export function stateTables(prefix: string): StateTables {
     syncRecords: `${prefix}sync_records`,
     runs: `${prefix}runs`,
     lock: `${prefix}lock`,
+    kindState: `${prefix}kind_state`,
+    syncRecordsView: `${prefix}sync_records_view`,
     migrations: `${prefix}migrations`,
     migrationsLock: `${prefix}migrations_lock`,
   });
