@@ -8,7 +8,7 @@ import { migrateLatest, migrateRollback, migrationStatus, isUpToDate } from '../
 import { stateTables } from '../src/state/tables.js';
 import { dialectOf } from '../src/db/connect.js';
 
-const TABLES = ['watermarks', 'records', 'syncRecords', 'runs', 'lock'] as const;
+const TABLES = ['watermarks', 'records', 'syncRecords', 'runs', 'lock', 'kindState'] as const;
 
 /** Columns (name, type, nullable) and indexes of a table, read from the catalog of each dialect. */
 async function describeTable(db: Knex, table: string): Promise<{ columns: string[]; indexes: string[] }> {
@@ -55,9 +55,9 @@ describe.each(dialectsUnderTest())('state migrations on %s', (dialect) => {
   });
   afterAll(async () => t?.drop());
 
-  it('creates the five state tables, matching the committed schema snapshot', async () => {
+  it('creates the state tables, matching the committed schema snapshot', async () => {
     const applied = await migrateLatest(t.db, 'attendance_sync_');
-    expect(applied).toEqual(['0001_watermarks', '0002_records', '0003_sync_records', '0004_runs', '0005_lock']);
+    expect(applied).toEqual(['0001_watermarks', '0002_records', '0003_sync_records', '0004_runs', '0005_lock', '0006_kind_state']);
     const names = stateTables('attendance_sync_');
     const schema: Record<string, unknown> = {};
     for (const key of TABLES) {
@@ -68,13 +68,22 @@ describe.each(dialectsUnderTest())('state migrations on %s', (dialect) => {
     expect(await isUpToDate(t.db, 'attendance_sync_')).toBe(true);
   });
 
+  it('the sync table view shows epoch-ms times as ISO UTC text', async () => {
+    const names = stateTables('attendance_sync_');
+    const at = Date.UTC(2026, 2, 2, 1, 2, 3, 456);
+    await t.db(names.syncRecords).insert({ kind: 'leave', source_key: 'k1', version: 'v1', generation: 0, operation: 'create', status: 'sent', attempts: 1, next_attempt_at: at, created_at: at, updated_at: at + 1000, sent_at: at + 1000 });
+    const row = (await t.db(names.syncRecordsView).where({ source_key: 'k1' }).first()) as Record<string, unknown>;
+    expect(row).toMatchObject({ created_at_utc: '2026-03-02T01:02:03.456Z', updated_at_utc: '2026-03-02T01:02:04.456Z', sent_at_utc: '2026-03-02T01:02:04.456Z', lease_until_utc: null, status: 'sent' });
+    await t.db(names.syncRecords).where({ source_key: 'k1' }).delete();
+  });
+
   it('a second run is a no-op', async () => {
     expect(await migrateLatest(t.db, 'attendance_sync_')).toEqual([]);
     expect((await migrationStatus(t.db, 'attendance_sync_')).pending).toEqual([]);
   });
 
   it('a second prefix lives beside the first without colliding', async () => {
-    expect(await migrateLatest(t.db, 'other_')).toHaveLength(5);
+    expect(await migrateLatest(t.db, 'other_')).toHaveLength(6);
     expect(await t.db.schema.hasTable('other_sync_records')).toBe(true);
     await migrateRollback(t.db, 'other_', { all: true });
     expect(await t.db.schema.hasTable('other_sync_records')).toBe(false);
@@ -83,10 +92,10 @@ describe.each(dialectsUnderTest())('state migrations on %s', (dialect) => {
 
   it('rollback removes the tables, and migrating again restores them', async () => {
     const undone = await migrateRollback(t.db, 'attendance_sync_', { all: true });
-    expect(undone).toHaveLength(5);
+    expect(undone).toHaveLength(6);
     for (const key of TABLES) expect(await t.db.schema.hasTable(stateTables('attendance_sync_')[key])).toBe(false);
     expect(await isUpToDate(t.db, 'attendance_sync_')).toBe(false);
-    expect(await migrateLatest(t.db, 'attendance_sync_')).toHaveLength(5);
+    expect(await migrateLatest(t.db, 'attendance_sync_')).toHaveLength(6);
   });
 });
 
@@ -103,13 +112,13 @@ describe.each(dialectsUnderTest())('`attendance-sync migrate` with no config fil
     const first = await runCli(['migrate'], { env, cwd });
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
-    expect(first.stdout).toMatch(/applied 5 migration\(s\)/);
+    expect(first.stdout).toMatch(/applied 6 migration\(s\)/);
     expect(await t.db.schema.hasTable('attendance_sync_sync_records')).toBe(true);
     const second = await runCli(['migrate'], { env, cwd });
     expect(second.code).toBe(0);
     expect(second.stdout).toMatch(/already up to date/);
     const status = await runCli(['migrate', '--status'], { env, cwd });
-    expect(status.stdout).toMatch(/applied\s+0005_lock/);
+    expect(status.stdout).toMatch(/applied\s+0006_kind_state/);
     const back = await runCli(['migrate', '--rollback'], { env, cwd });
     expect(back.code).toBe(0);
     expect(await t.db.schema.hasTable('attendance_sync_sync_records')).toBe(false);
