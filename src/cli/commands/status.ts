@@ -79,7 +79,7 @@ export function renderStatus(s: Awaited<ReturnType<typeof collectStatus>>): stri
       ),
     );
   const statuses = Object.values(OP_STATUS);
-  out.push('', 'Sync table (operations per kind and status; invalid: records that cannot be mapped now)');
+  out.push('', 'Sync table (operations per kind and status)');
   out.push(`  ${'kind'.padEnd(9)} ${statuses.map((st) => st.padStart(11)).join('')}`);
   for (const k of KINDS) {
     const c = s.counts[k];
