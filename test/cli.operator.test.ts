@@ -10,7 +10,7 @@ import { activeInLedger, prepareSample } from './helpers/pipeline.js';
 import { CLI, runCli } from './helpers/cli.js';
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
 import { stateTables } from '../src/state/tables.js';
-import { touchRows } from '../src/sample/seed.js';
+import { sampleNow, touchRows } from '../src/sample/seed.js';
 import { columns, renderStatus } from '../src/cli/commands/status.js';
 import { connect } from '../src/db/connect.js';
 import { migrateLatest } from '../src/state/migrate.js';
@@ -82,9 +82,12 @@ describe('sync.start_from: where the first cycle starts', () => {
   });
 
   it('the first cycle sends only rows changed at or after it; check-config says how many; later changes follow', async () => {
-    const touched = await approvedIds(s.db, 'leave_requests', 3);
+    const [before, ...touched] = await approvedIds(s.db, 'leave_requests', 4);
+    // Changed 5 minutes ago, 3 minutes before the start: inside the lookback window behind the
+    // first watermark, and still history.
+    await touchRows(s.db.db, 'leave_requests', [before!], { reason: '上线前的修改' }, sampleNow().minus({ minutes: 5 }));
     await touchRows(s.db.db, 'leave_requests', touched, { reason: '上线后的修改' });
-    const cfg = writeConfig(s.dir, (raw) => (raw.sync.start_from = DateTime.utc().minus({ hours: 1 }).toISO()));
+    const cfg = writeConfig(s.dir, (raw) => (raw.sync.start_from = DateTime.utc().minus({ minutes: 2 }).toISO()));
 
     const check = await runCli(['--config', cfg, 'check-config'], { env: s.env });
     expect(check.code).toBe(0);
@@ -104,7 +107,7 @@ describe('sync.start_from: where the first cycle starts', () => {
     const again = await runCli(['--config', cfg, 'once'], { env: s.env });
     expect(again.code).toBe(0);
     expect(activeInLedger(s.emu.ledger()).overtime).toEqual(await contentOf(s.db, 'overtime_requests', ot));
-    expect(activeInLedger(s.emu.ledger()).leave).toHaveLength(3);
+    expect(activeInLedger(s.emu.ledger()).leave).toEqual(await contentOf(s.db, 'leave_requests', touched));
   });
 
   it('rejects a value that is neither now, a date nor a timestamp, naming the key', async () => {

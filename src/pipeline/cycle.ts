@@ -17,7 +17,7 @@ import { finishRun, startRun } from '../state/runs.js';
 import { outboxDepth, oldestPending } from '../state/syncRecords.js';
 import type { StateTables } from '../state/tables.js';
 import { getWatermark, setLastRescan } from '../state/watermarks.js';
-import { applyStartFrom, reevaluateInvalid } from './kindState.js';
+import { applyStartFrom, reevaluateInvalid, startFloor } from './kindState.js';
 import { cycleSummary, PRETTY } from './summary.js';
 
 export interface PipelineDeps {
@@ -183,7 +183,7 @@ async function extractKind(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig, t
     states.set(kind, ls);
   }
   const lookbackSeconds = ls.settled ? 0 : deps.config.sync.lookback_seconds;
-  const pages = iterateChanged(deps.source, cfg, position, { pageSize: deps.config.sync.page_size, lookbackSeconds });
+  const pages = iterateChanged(deps.source, cfg, position, { pageSize: deps.config.sync.page_size, lookbackSeconds, floor: await startFloor(deps, kind, cfg) });
   for (;;) {
     let t0 = performance.now();
     const step = await pages.next();

@@ -46,6 +46,13 @@ export async function applyStartFrom(deps: PipelineDeps, kind: Kind, cfg: AnyKin
   return position;
 }
 
+/** The bound sync.start_from began a timestamp kind at (null: none): the lookback stays above it. */
+export async function startFloor(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig): Promise<string | null> {
+  if (!deps.config.sync.start_from || cfg.cursor.mode !== 'updated_at') return null;
+  const ks = await getKindState(deps.state, deps.t, kind);
+  return ks?.startedAt ? ks.startFrom : null;
+}
+
 /**
  * Invalid records were judged by the mapping of their time. When it changed (a type code
  * added, a value map fixed), their rows are read again by key and planned like any other:

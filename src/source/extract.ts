@@ -164,6 +164,15 @@ export function lookbackBound(watermarkValue: string, lookbackSeconds: number): 
   return hasOffset ? back.toISO({ suppressMilliseconds: false }) : back.toFormat('yyyy-MM-dd HH:mm:ss.SSS');
 }
 
+/** A cursor value as a number to compare: epoch figures as they are, timestamps in ms (zone-less ones as UTC, alike). */
+function instantOf(text: string): number {
+  const t = text.trim();
+  if (/^-?\d+(\.\d+)?$/.test(t)) return Number(t);
+  let dt = DateTime.fromSQL(t, { zone: 'UTC', setZone: true });
+  if (!dt.isValid) dt = DateTime.fromISO(t.replace(' ', 'T'), { zone: 'UTC', setZone: true });
+  return dt.isValid ? dt.toMillis() : Number.NaN;
+}
+
 /**
  * Pages of rows changed since `watermark`, with the lookback window re-read first.
  * Memory stays flat: one page at a time, whatever the backlog.
@@ -172,13 +181,15 @@ export async function* iterateChanged(
   db: Knex,
   cfg: AnyKindConfig,
   watermark: Cursor | null,
-  opts: { pageSize: number; lookbackSeconds: number },
+  /** `floor`: where sync.start_from began the kind; the lookback never reads rows before it. */
+  opts: { pageSize: number; lookbackSeconds: number; floor?: string | null },
 ): AsyncGenerator<Page> {
   let after: Cursor | null = watermark;
   let inclusiveFrom: string | null = null;
   // Only a row position looks back; a start bound (no key) is read from exactly.
   if (cfg.cursor.mode === 'updated_at' && watermark?.value && watermark.key !== null) {
-    const bound = lookbackBound(watermark.value, opts.lookbackSeconds);
+    let bound = lookbackBound(watermark.value, opts.lookbackSeconds);
+    if (bound !== null && opts.floor && instantOf(bound) < instantOf(opts.floor)) bound = opts.floor;
     if (bound !== null) {
       after = null;
       inclusiveFrom = bound;
