@@ -134,6 +134,7 @@ describe('operator workflow on SQLite through the CLI', () => {
   it('once refuses to run while the lock is held, and a missing migration exits 2', async () => {
     const fresh = await createTestDatabase('sqlite', 'unmigrated');
     try {
+      await fresh.db.raw('select 1'); // the file exists (a source must), its state tables do not
       const res = await runCli(['--config', cfg, 'once'], { env: { ...env, SOURCE_DATABASE_URL: fresh.url } });
       expect(res.code).toBe(2);
       expect(res.stderr).toMatch(/run `attendance-sync migrate` first/);

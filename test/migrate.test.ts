@@ -4,12 +4,12 @@ import path from 'node:path';
 import type { Knex } from 'knex';
 import { createTestDatabase, dialectsUnderTest, type TestDatabase } from './helpers/databases.js';
 import { runCli } from './helpers/cli.js';
-import { migrateLatest, migrateRollback, migrationStatus, isUpToDate } from '../src/state/migrate.js';
+import { migrateDown, migrateLatest, migrateRollback, migrationStatus, isUpToDate } from '../src/state/migrate.js';
 import { stateTables } from '../src/state/tables.js';
 import { dialectOf } from '../src/db/connect.js';
 import { MIGRATIONS } from '../migrations/index.js';
 
-const TABLES = ['watermarks', 'records', 'syncRecords', 'runs', 'lock', 'tenant'] as const;
+const TABLES = ['watermarks', 'records', 'syncRecords', 'runs', 'lock', 'kindState', 'tenant'] as const;
 
 /** Columns (name, type, nullable) and indexes of a table, read from the catalog of each dialect. */
 async function describeTable(db: Knex, table: string): Promise<{ columns: string[]; indexes: string[] }> {
@@ -71,6 +71,30 @@ describe.each(dialectsUnderTest())('state migrations on %s', (dialect) => {
     expect(await isUpToDate(t.db, 'attendance_sync_')).toBe(true);
   });
 
+  it('the sync table view shows epoch-ms times as ISO UTC text', async () => {
+    const names = stateTables('attendance_sync_');
+    const at = Date.UTC(2026, 2, 2, 1, 2, 3, 456);
+    await t.db(names.syncRecords).insert({ kind: 'leave', source_key: 'k1', version: 'v1', generation: 0, operation: 'create', status: 'sent', attempts: 1, next_attempt_at: at, created_at: at, updated_at: at + 1000, sent_at: at + 1000 });
+    const row = (await t.db(names.syncRecordsView).where({ source_key: 'k1' }).first()) as Record<string, unknown>;
+    expect(row).toMatchObject({ created_at_utc: '2026-03-02T01:02:03.456Z', updated_at_utc: '2026-03-02T01:02:04.456Z', sent_at_utc: '2026-03-02T01:02:04.456Z', lease_until_utc: null, status: 'sent' });
+    await t.db(names.syncRecords).where({ source_key: 'k1' }).delete();
+  });
+
+  it('0006 keeps only current problems invalid: rows of records since fixed, or judged again, become superseded', async () => {
+    const names = stateTables('attendance_sync_');
+    expect(await migrateDown(t.db, 'attendance_sync_')).toEqual(['0006_kind_state']);
+    const now = Date.now();
+    const op = (key: string, version: string) => ({ kind: 'leave', source_key: key, version, generation: 0, operation: 'create', status: 'invalid', attempts: 0, next_attempt_at: now, created_at: now, updated_at: now });
+    await t.db(names.syncRecords).insert([op('fixed', 'xa'), op('again', 'xb'), op('again', 'xc'), op('still', 'xd')]);
+    const rec = (key: string, state: string) => ({ kind: 'leave', source_key: key, version: null, state, generation: 0, first_seen_at: now, updated_at: now });
+    await t.db(names.records).insert([rec('fixed', 'active'), rec('again', 'invalid'), rec('still', 'invalid')]);
+    expect(await migrateLatest(t.db, 'attendance_sync_')).toEqual(['0006_kind_state']);
+    const rows = (await t.db(names.syncRecords).whereIn('source_key', ['fixed', 'again', 'still']).orderBy('id').select('source_key', 'version', 'status')) as any[];
+    expect(rows.map((r) => `${r.source_key}:${r.version}:${r.status}`)).toEqual(['fixed:xa:superseded', 'again:xb:superseded', 'again:xc:invalid', 'still:xd:invalid']);
+    await t.db(names.syncRecords).whereIn('source_key', ['fixed', 'again', 'still']).delete();
+    await t.db(names.records).whereIn('source_key', ['fixed', 'again', 'still']).delete();
+  });
+
   it('a second run is a no-op', async () => {
     expect(await migrateLatest(t.db, 'attendance_sync_')).toEqual([]);
     expect((await migrationStatus(t.db, 'attendance_sync_')).pending).toEqual([]);
@@ -112,7 +136,7 @@ describe.each(dialectsUnderTest())('`attendance-sync migrate` with no config fil
     expect(second.code).toBe(0);
     expect(second.stdout).toMatch(/already up to date/);
     const status = await runCli(['migrate', '--status'], { env, cwd });
-    expect(status.stdout).toMatch(/applied\s+0005_lock/);
+    expect(status.stdout).toMatch(/applied\s+0006_kind_state/);
     const back = await runCli(['migrate', '--rollback'], { env, cwd });
     expect(back.code).toBe(0);
     expect(await t.db.schema.hasTable('attendance_sync_sync_records')).toBe(false);

@@ -32,8 +32,17 @@ export interface Databases {
 
 /** Open the source and state databases (one pool when they are the same database). */
 export function openDatabases(config: ResolvedConfig, opts: { poolMax?: number } = {}): Databases {
-  const source = connect(config.source.url, { poolMax: opts.poolMax ?? 4 });
-  const state = config.state.url === config.source.url ? source : connect(config.state.url, { poolMax: opts.poolMax ?? 4 });
+  const shared = config.state.url === config.source.url;
+  // The source is only read: a SQLite source opens read-only and must exist (the state
+  // database, when it is the same file, needs it writable).
+  const source = connect(config.source.url, { poolMax: opts.poolMax ?? 4, role: shared ? 'source and state' : 'source', mustExist: true, readonly: !shared });
+  let state: Knex;
+  try {
+    state = shared ? source : connect(config.state.url, { poolMax: opts.poolMax ?? 4, role: 'state' });
+  } catch (err) {
+    void source.destroy();
+    throw err;
+  }
   return {
     source,
     state,

@@ -4,6 +4,7 @@ import { AppError, ExitCode, describeError } from '../errors.js';
 import { redact } from '../log/redact.js';
 import { flushLogger, getLogger } from '../log/logger.js';
 import { COMMANDS } from './commands/index.js';
+import { addCommandHelp } from './help.js';
 
 const require = createRequire(import.meta.url);
 
@@ -24,8 +25,11 @@ export function buildProgram(): Command {
     .version(packageVersion(), '-V, --version')
     .option('-c, --config <file>', 'configuration file (else $ATTENDANCE_SYNC_CONFIG, else config/attendance-sync.yaml)')
     .showHelpAfterError('(run with --help for usage)')
+    // Subcommands inherit this: their --help lists the global --config too.
+    .configureHelp({ showGlobalOptions: true })
     .exitOverride();
   for (const register of COMMANDS) register(program);
+  addCommandHelp(program);
   return program;
 }
 

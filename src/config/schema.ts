@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { IANAZone } from 'luxon';
+import { DateTime, IANAZone } from 'luxon';
 import cron from 'node-cron';
 
 /*
@@ -250,6 +250,13 @@ export const configSchema = z
         rescan_schedule: cronExpression.default('17 3 * * *').describe('when `run` rescans (catches untrustworthy timestamps and hard deletes)'),
         lock_lease_seconds: z.number().int().min(5).default(30).describe('leader lease; a standby takes over within lease + one poll'),
         shutdown_timeout_ms: z.number().int().min(500).default(8_000).describe('graceful shutdown deadline (pm2 kill_timeout must be larger)'),
+        start_from: z
+          .string()
+          .refine((v) => v === 'now' || DateTime.fromISO(v, { zone: 'UTC' }).isValid, { message: 'must be now, a date (YYYY-MM-DD) or an ISO timestamp' })
+          .optional()
+          .describe(
+            'where the first cycle of a kind without a watermark starts: now, a date (YYYY-MM-DD, midnight in the source zone) or an ISO timestamp; only rows changed at or after it are sent (history goes through `backfill`). Unset: the first cycle sends every row',
+          ),
       })
       .default({
         schedule: '*/1 * * * *',

@@ -7,6 +7,7 @@ import { parseDatabaseUrl, type DatabaseTarget, type DialectName } from './url.j
 import { mysqlOffersTls, mysqlSslOptions, pgOffersTls, tlsOptions, type TlsSpec } from './tls.js';
 import { redact, registerSecret, sanitizeErrorText } from '../log/redact.js';
 import { getLogger } from '../log/logger.js';
+import { AppError, ExitCode, describeError } from '../errors.js';
 
 export type { Knex };
 
@@ -28,7 +29,16 @@ export interface ConnectOptions {
   poolMax?: number;
   /** Application name shown in pg_stat_activity. */
   applicationName?: string;
+  /** Which database this is, for messages: "source", "state", "source and state". */
+  role?: string;
+  /** SQLite: open read-only (a source is only ever read). */
+  readonly?: boolean;
+  /** SQLite: the file must exist (a mistyped source path must not create an empty database). */
+  mustExist?: boolean;
 }
+
+/** How long a database server may take to accept a connection before it counts as not answering. */
+export const CONNECT_TIMEOUT_MS = 5_000;
 
 export function knexConfigFor(target: DatabaseTarget, opts: ConnectOptions = {}): Knex.Config {
   switch (target.dialect) {
@@ -40,6 +50,7 @@ export function knexConfigFor(target: DatabaseTarget, opts: ConnectOptions = {})
         password: target.password,
         database: target.database,
         application_name: opts.applicationName ?? 'attendance-sync',
+        connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       };
       return {
         client: 'pg',
@@ -64,6 +75,7 @@ export function knexConfigFor(target: DatabaseTarget, opts: ConnectOptions = {})
         bigNumberStrings: true,
         charset: 'utf8mb4',
         timezone: 'Z',
+        connectTimeout: CONNECT_TIMEOUT_MS,
       };
       return {
         client: 'mysql2',
@@ -84,7 +96,7 @@ export function knexConfigFor(target: DatabaseTarget, opts: ConnectOptions = {})
     case 'sqlite':
       return {
         client: 'better-sqlite3',
-        connection: { filename: target.filename ?? ':memory:' },
+        connection: { filename: target.filename ?? ':memory:', ...(opts.readonly ? { options: { readonly: true } } : {}) },
         useNullAsDefault: true,
         pool: {
           min: 1,
@@ -92,7 +104,8 @@ export function knexConfigFor(target: DatabaseTarget, opts: ConnectOptions = {})
           afterCreate: (conn: { pragma: (s: string) => unknown }, done: (err: Error | null, conn: unknown) => void) => {
             // WAL lets `status` read while the worker writes; busy_timeout makes a second
             // process wait for the write lock instead of failing at once.
-            conn.pragma('journal_mode = WAL');
+            // (A read-only source keeps whatever journal mode its owner chose.)
+            if (!opts.readonly) conn.pragma('journal_mode = WAL');
             conn.pragma('busy_timeout = 5000');
             done(null, conn);
           },
@@ -162,9 +175,18 @@ export function connect(url: string | DatabaseTarget, opts: ConnectOptions = {})
   const target = typeof url === 'string' ? parseDatabaseUrl(url) : url;
   registerSecret(target.password);
   registerSecret(target.tls.passphrase);
+  const label = opts.role ? `${opts.role} database` : 'database';
   if (target.dialect === 'sqlite' && target.filename && target.filename !== ':memory:') {
-    fs.mkdirSync(path.dirname(target.filename), { recursive: true });
-    createPrivateFile(target.filename);
+    if (opts.mustExist) {
+      if (!fs.existsSync(target.filename)) {
+        throw new AppError('DATABASE_NOT_FOUND', `the ${label} ${target.filename} does not exist (${target.display}): check the path; a source database is opened read-only and never created`, {
+          exitCode: ExitCode.USAGE,
+        });
+      }
+    } else {
+      fs.mkdirSync(path.dirname(target.filename), { recursive: true });
+      createPrivateFile(target.filename);
+    }
   }
   // knex prints pool and driver trouble straight to the console; route it through our
   // (redacting) logger at debug level instead: callers report the failures that matter.
@@ -177,6 +199,18 @@ export function connect(url: string | DatabaseTarget, opts: ConnectOptions = {})
     log: { warn: log('debug'), error: log('debug'), deprecate: log('debug'), debug: log('debug') },
   });
   db.on('query-error', (err: unknown, query: { sql?: unknown }) => scrubQueryError(err, typeof query?.sql === 'string' ? query.sql : undefined));
+  // Every query and transaction takes its connection here: a failure to get one says which
+  // database, where, and what happened, instead of the driver's bare ECONNREFUSED or knex's
+  // "the pool is probably full".
+  const client = db.client as { acquireConnection: () => Promise<unknown> };
+  const acquire = client.acquireConnection.bind(client);
+  client.acquireConnection = async () => {
+    try {
+      return await acquire();
+    } catch (err) {
+      throw connectionError(err, label, target);
+    }
+  };
   return db;
 }
 
@@ -213,6 +247,37 @@ export function scrubQueryError(err: unknown, sql: string | undefined): void {
   if (typeof e.sqlMessage === 'string') e.sqlMessage = sanitizeErrorText(e.sqlMessage);
   // The stack's first line is the driver's original message.
   if (typeof e.stack === 'string') e.stack = `${e.name}: ${e.message}\n${e.stack.split('\n').filter((l) => /^\s+at /.test(l)).join('\n')}`;
+}
+
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET']);
+
+/** A failure to connect, worded for the operator: which database, host and port, and why. */
+export function connectionError(err: unknown, label: string, target: DatabaseTarget): AppError {
+  if (err instanceof AppError) return err;
+  const code = String((err as { code?: unknown }).code ?? '');
+  const text = err instanceof Error ? err.message : String(err);
+  const where = target.dialect === 'sqlite' ? target.display : `${target.host}:${target.port} (${target.display})`;
+  let why: string;
+  if (code === 'ECONNREFUSED') why = 'refused the connection (ECONNREFUSED): is the database server running on that host and port?';
+  else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') why = `host ${target.host} not found (${code})`;
+  else if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') why = `host ${target.host} is unreachable (${code})`;
+  else if (code === 'ETIMEDOUT' || /timeout expired|connection timeout/i.test(text)) why = `did not answer within ${CONNECT_TIMEOUT_MS / 1000} s (host down, wrong host or port, or a firewall dropping packets)`;
+  else if ((err as { name?: unknown }).name === 'KnexTimeoutError') why = 'gave no connection in time: it did not answer, or every pooled connection is busy';
+  else why = redact(describeError(err));
+  return new DatabaseConnectError(UNREACHABLE.has(code) || why.startsWith('did not') ? 'DATABASE_UNREACHABLE' : 'DATABASE_CONNECT_FAILED', `cannot connect to the ${label} at ${where}: ${why}`, why, err);
+}
+
+/** A connection that could not be made; `reason` is the part after the database's name. */
+export class DatabaseConnectError extends AppError {
+  constructor(
+    code: string,
+    message: string,
+    readonly reason: string,
+    cause: unknown,
+  ) {
+    super(code, message, { retryable: true, cause });
+    this.name = 'DatabaseConnectError';
+  }
 }
 
 export function dialectOf(db: Knex): DialectName {

@@ -24,7 +24,15 @@ const redactFormat = winston.format((info) => {
   return info;
 });
 
+/**
+ * A log call may carry a short human rendering of its fields under this key: a terminal
+ * shows it instead of every field, JSON output (which skips symbol keys) keeps the fields.
+ */
+export const PRETTY = Symbol.for('attendance-sync.pretty');
+
 function prettyLine(info: winston.Logform.TransformableInfo): string {
+  const short = (info as Record<symbol, unknown>)[PRETTY];
+  if (typeof short === 'string') return `${String(info.timestamp)} ${String(info.level)} ${String(info.message)}  ${redact(short)}`;
   const { level, message, timestamp, ...rest } = info as Record<string, unknown>;
   const extras = Object.entries(rest)
     .filter(([k]) => typeof k === 'string')

@@ -25,8 +25,12 @@ const PATTERNS: Array<[RegExp, string]> = [
   [/\b([tua]-)[A-Za-z0-9._-]{16,}/g, `$1${REDACTED}`],
   // user:password@ in URLs
   [/(\b[a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]+@/gi, `$1${REDACTED}@`],
-  // "app_secret":"…", app_secret=…, password=…
-  [/((?:app_secret|password|passwd|pwd|secret|access_token|tenant_access_token)["']?\s*[:=]\s*["']?)[^"'\s,&}]+/gi, `$1${REDACTED}`],
+  // app_secret=…, password=… (query strings, connection strings, key=value logs)
+  [/((?:app_secret|password|passwd|pwd|secret|access_token|tenant_access_token)["']?\s*=\s*["']?)[^"'\s,&}]+/gi, `$1${REDACTED}`],
+  // "app_secret":"…", app_secret: '…' (JSON, quoted YAML). A colon with an unquoted word after
+  // it is prose — `feishu.app_secret: environment variable FEISHU_APP_SECRET is not set` —
+  // and is left alone, so a message about a secret keeps naming it.
+  [/((?:app_secret|password|passwd|pwd|secret|access_token|tenant_access_token)["']?\s*:\s*["'])[^"'\s,&}]+/gi, `$1${REDACTED}`],
 ];
 
 export function redact(text: string): string {

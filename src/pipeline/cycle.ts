@@ -17,6 +17,8 @@ import { finishRun, startRun } from '../state/runs.js';
 import { outboxDepth, oldestPending } from '../state/syncRecords.js';
 import type { StateTables } from '../state/tables.js';
 import { getWatermark, setLastRescan } from '../state/watermarks.js';
+import { applyStartFrom, reevaluateInvalid, startFloor } from './kindState.js';
+import { cycleSummary, PRETTY } from './summary.js';
 
 export interface PipelineDeps {
   readonly config: ResolvedConfig;
@@ -171,6 +173,7 @@ async function extractKind(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig, t
   const total = emptyPlanCounts();
   const wm = await getWatermark(deps.state, deps.t, kind);
   let position: Cursor | null = wm && (wm.cursorValue !== null || wm.cursorKey !== null) ? { value: wm.cursorValue, key: wm.cursorKey } : null;
+  position ??= await applyStartFrom(deps, kind, cfg);
   const states = lookbackStatesOf(deps);
   const lookbackMs = deps.config.sync.lookback_seconds * 1000;
   const readStarted = Date.now();
@@ -180,7 +183,7 @@ async function extractKind(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig, t
     states.set(kind, ls);
   }
   const lookbackSeconds = ls.settled ? 0 : deps.config.sync.lookback_seconds;
-  const pages = iterateChanged(deps.source, cfg, position, { pageSize: deps.config.sync.page_size, lookbackSeconds });
+  const pages = iterateChanged(deps.source, cfg, position, { pageSize: deps.config.sync.page_size, lookbackSeconds, floor: await startFloor(deps, kind, cfg) });
   for (;;) {
     let t0 = performance.now();
     const step = await pages.next();
@@ -266,7 +269,8 @@ export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal;
   try {
     for (const [kind, cfg] of enabledKinds(deps.config)) {
       if (opts.signal?.aborted) break;
-      const counts = await extractKind(deps, kind, cfg, timings, opts.signal);
+      const counts = await reevaluateInvalid(deps, kind, cfg, opts.signal);
+      addCounts(counts, await extractKind(deps, kind, cfg, timings, opts.signal));
       if (opts.rescan && deps.config.sync.rescan_window_days > 0) {
         addCounts(counts, await rescanKind(deps, kind, cfg, rescanWindow(deps.config), { signal: opts.signal }));
         await setLastRescan(deps.state, deps.t, kind, Date.now());
@@ -284,7 +288,9 @@ export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal;
     error = describeError(err);
   }
   const depth = await outboxDepth(deps.state, deps.t).catch(() => -1);
-  const outcome: CycleResult['outcome'] = error ? 'failed' : send.failed + send.dead + send.halted > 0 ? 'partial' : 'ok';
+  // Operations still waiting after a sending cycle (Feishu down, backing off) were planned but not sent.
+  const unsent = opts.send !== false && depth > 0;
+  const outcome: CycleResult['outcome'] = error ? 'failed' : send.failed + send.dead + send.halted > 0 || unsent ? 'partial' : 'ok';
   const oldest = await oldestPending(deps.state, deps.t).catch(() => null);
   const oldestPendingSeconds = oldest ? Math.max(0, Math.round((Date.now() - oldest.createdAt) / 1000)) : 0;
   const lags = await watermarkLags(deps).catch(() => ({}) as Partial<Record<Kind, number>>);
@@ -317,6 +323,8 @@ export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal;
     kinds,
     ...(error ? { error } : {}),
   };
+  // A terminal shows one short line; JSON logs keep the whole object.
+  Object.assign(line, { [PRETTY]: cycleSummary(line) });
   if (error) deps.logger.error('cycle finished', line);
   else deps.logger.info('cycle finished', line);
   return { outcome, kinds, plan, send, outboxDepth: depth, durationMs, timings, client, oldestPendingSeconds, watermarkLagSeconds: lags, ...(error ? { error } : {}) };

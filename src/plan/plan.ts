@@ -18,6 +18,7 @@ import {
   type SyncRecord,
 } from '../state/syncRecords.js';
 import { setWatermark } from '../state/watermarks.js';
+import { reopenInvalid, supersedeInvalid } from '../state/invalidOps.js';
 import { idempotencyKey, versionHash } from './version.js';
 
 export interface PlanCounts {
@@ -122,6 +123,8 @@ export async function planRows(
       const ops: NewOperation[] = [];
       const supersede: number[] = [];
       const upserts: RecordUpsert[] = [];
+      const resolved: number[] = [];
+      const reopened: number[] = [];
 
       const undo = (list: ReadonlyArray<SyncRecord | undefined>) => {
         for (const c of list) {
@@ -143,6 +146,12 @@ export async function planRows(
         const open = history.filter((c) => !undone.has(c.id));
         const current = [...open].reverse().find((c) => LIVE.includes(c.status));
         const stopped = open.filter((c) => STOPPED.includes(c.status));
+        // Earlier invalid rows of this key no longer describe it (a new invalid one is kept below).
+        const invalidVersion = m.outcome === 'invalid' ? `x${versionHash(m.reasons).slice(0, 39)}` : null;
+        for (const c of history) {
+          if (c.status === OP_STATUS.INVALID && c.version !== invalidVersion) resolved.push(c.id);
+          else if (c.status === OP_STATUS.SUPERSEDED && c.version === invalidVersion) reopened.push(c.id);
+        }
         if (m.outcome === 'valid') {
           if (rec?.version === m.version) {
             counts.unchanged++;
@@ -189,7 +198,7 @@ export async function planRows(
           ops.push({
             kind,
             sourceKey: key,
-            version: `x${versionHash(m.reasons).slice(0, 39)}`,
+            version: invalidVersion!,
             generation: 0,
             operation: OPERATIONS.CREATE,
             status: OP_STATUS.INVALID,
@@ -209,6 +218,8 @@ export async function planRows(
         }
       }
       await markSuperseded(trx, deps.t, supersede, now);
+      await supersedeInvalid(trx, deps.t, resolved, now);
+      await reopenInvalid(trx, deps.t, reopened, now);
       await insertOperations(trx, deps.t, ops, now);
       await upsertRecords(trx, deps.t, upserts, now);
       if (opts.watermark) await setWatermark(trx, deps.t, kind, { cursorValue: opts.watermark.value, cursorKey: opts.watermark.key, now });

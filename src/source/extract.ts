@@ -106,6 +106,9 @@ export function pageQuery(db: Knex, cfg: AnyKindConfig, after: Cursor | null, op
         // PostgreSQL and SQLite use a row-value comparison as one range on the (col, key) index.
         q = q.whereRaw('(??, ??) > (?, ?)', [col, key, v, k]);
       }
+    } else if (after?.value != null) {
+      // A start bound (sync.start_from): a value without a key reads from it inclusively.
+      q = q.where(col, '>=', after.value);
     } else if (opts.inclusiveFrom != null) {
       q = q.where(col, '>=', opts.inclusiveFrom);
     }
@@ -161,6 +164,15 @@ export function lookbackBound(watermarkValue: string, lookbackSeconds: number): 
   return hasOffset ? back.toISO({ suppressMilliseconds: false }) : back.toFormat('yyyy-MM-dd HH:mm:ss.SSS');
 }
 
+/** A cursor value as a number to compare: epoch figures as they are, timestamps in ms (zone-less ones as UTC, alike). */
+function instantOf(text: string): number {
+  const t = text.trim();
+  if (/^-?\d+(\.\d+)?$/.test(t)) return Number(t);
+  let dt = DateTime.fromSQL(t, { zone: 'UTC', setZone: true });
+  if (!dt.isValid) dt = DateTime.fromISO(t.replace(' ', 'T'), { zone: 'UTC', setZone: true });
+  return dt.isValid ? dt.toMillis() : Number.NaN;
+}
+
 /**
  * Pages of rows changed since `watermark`, with the lookback window re-read first.
  * Memory stays flat: one page at a time, whatever the backlog.
@@ -169,12 +181,15 @@ export async function* iterateChanged(
   db: Knex,
   cfg: AnyKindConfig,
   watermark: Cursor | null,
-  opts: { pageSize: number; lookbackSeconds: number },
+  /** `floor`: where sync.start_from began the kind; the lookback never reads rows before it. */
+  opts: { pageSize: number; lookbackSeconds: number; floor?: string | null },
 ): AsyncGenerator<Page> {
   let after: Cursor | null = watermark;
   let inclusiveFrom: string | null = null;
-  if (cfg.cursor.mode === 'updated_at' && watermark?.value) {
-    const bound = lookbackBound(watermark.value, opts.lookbackSeconds);
+  // Only a row position looks back; a start bound (no key) is read from exactly.
+  if (cfg.cursor.mode === 'updated_at' && watermark?.value && watermark.key !== null) {
+    let bound = lookbackBound(watermark.value, opts.lookbackSeconds);
+    if (bound !== null && opts.floor && instantOf(bound) < instantOf(opts.floor)) bound = opts.floor;
     if (bound !== null) {
       after = null;
       inclusiveFrom = bound;
@@ -190,19 +205,33 @@ export async function* iterateChanged(
 }
 
 /**
- * Pages of rows whose effective date lies in [from, to] (yyyy-MM-dd), keyset on the key,
+ * The day after `to` (yyyy-MM-dd), or null for no upper bound: none given, or one whose next
+ * day cannot be written as a four-digit year. `9999-12-31` + 1 day is `10000-01-01`, which
+ * MySQL and SQLite compare as text and put before every real date: the window came back empty.
+ */
+export function exclusiveUpperBound(to: string | null | undefined): string | null {
+  if (!to) return null;
+  const next = DateTime.fromISO(to, { zone: 'UTC' }).plus({ days: 1 });
+  return next.isValid && next.year <= 9999 ? next.toFormat('yyyy-MM-dd') : null;
+}
+
+/**
+ * Pages of rows whose effective date lies in [from, to] (yyyy-MM-dd; no `to`: from onwards), keyset on the key,
  * regardless of the watermark: backfill and rescan.
  */
 export async function* readByEffectiveDate(
   db: Knex,
   cfg: AnyKindConfig,
-  opts: { from: string; to: string; pageSize: number },
+  opts: { from: string; to?: string | null; pageSize: number },
 ): AsyncGenerator<SourceRow[]> {
   const col = effectiveDateColumn(cfg);
-  const upper = DateTime.fromISO(opts.to).plus({ days: 1 }).toFormat('yyyy-MM-dd');
+  const upper = exclusiveUpperBound(opts.to);
   let afterKey: string | null = null;
   for (;;) {
-    const inWindow = () => sourceRelation(db, cfg).select('*').where(col, '>=', `${opts.from} 00:00:00`).andWhere(col, '<', `${upper} 00:00:00`);
+    const inWindow = () => {
+      const q = sourceRelation(db, cfg).select('*').where(col, '>=', `${opts.from} 00:00:00`);
+      return upper === null ? q : q.andWhere(col, '<', `${upper} 00:00:00`);
+    };
     let q = inWindow();
     if (afterKey !== null) q = q.andWhere(cfg.key, '>', keyBinding(afterKey));
     let rows = (await q.orderBy(cfg.key).limit(opts.pageSize)) as SourceRow[];

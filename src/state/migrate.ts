@@ -41,6 +41,12 @@ export async function migrateRollback(db: Knex, prefix: string, opts: { all?: bo
   return undone;
 }
 
+/** Undo the last applied migration only; returns its name (empty when none). */
+export async function migrateDown(db: Knex, prefix: string): Promise<string[]> {
+  const [, undone] = (await db.migrate.down(migratorConfig(prefix))) as [number, string[]];
+  return undone;
+}
+
 /** Applied and pending migration names. */
 export async function migrationStatus(db: Knex, prefix: string): Promise<{ applied: string[]; pending: string[] }> {
   const [done, pending] = (await db.migrate.list(migratorConfig(prefix))) as [Array<{ name: string } | string>, Array<{ file?: string; name?: string } | StateMigration>];

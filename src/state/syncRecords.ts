@@ -579,10 +579,27 @@ export async function oldestPending(db: Knex, t: StateTables): Promise<SyncRecor
 
 /** The most recent operations that carry an error (failed, dead, or pending a retry). */
 export async function latestErrors(db: Knex, t: StateTables, limit = 10): Promise<SyncRecord[]> {
-  const rows = (await db(t.syncRecords)
-    .where((w) => w.whereIn('status', [OP_STATUS.FAILED, OP_STATUS.DEAD, OP_STATUS.INVALID]).orWhere((p) => p.where('status', OP_STATUS.PENDING).whereNotNull('error_code')))
-    .orderBy('updated_at', 'desc')
-    .orderBy('id', 'desc')
+  const rows = (await db(`${t.syncRecords} as s`)
+    .select('s.*')
+    .where((w) => w.whereIn('s.status', [OP_STATUS.FAILED, OP_STATUS.DEAD, OP_STATUS.INVALID]).orWhere((p) => p.where('s.status', OP_STATUS.PENDING).whereNotNull('s.error_code')))
+    // A create that failed for a version since replaced by a sent one is history, not a problem.
+    .whereNot((w) =>
+      w
+        .where('s.operation', OPERATIONS.CREATE)
+        .whereIn('s.status', [OP_STATUS.FAILED, OP_STATUS.DEAD])
+        .whereExists((q) =>
+          q
+            .select(db.raw('1'))
+            .from(`${t.syncRecords} as n`)
+            .whereRaw('n.kind = s.kind')
+            .andWhereRaw('n.source_key = s.source_key')
+            .andWhereRaw('n.id > s.id')
+            .where('n.operation', OPERATIONS.CREATE)
+            .whereIn('n.status', [OP_STATUS.SENT, OP_STATUS.REVOKED]),
+        ),
+    )
+    .orderBy('s.updated_at', 'desc')
+    .orderBy('s.id', 'desc')
     .limit(limit)) as Row[];
   return rows.map(fromRow);
 }

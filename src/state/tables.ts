@@ -8,6 +8,10 @@ export interface StateTables {
   readonly lock: string;
   /** The Feishu tenant the state is bound to. */
   readonly tenant: string;
+  /** Per kind: the hash of the mapping that judged it, where sync.start_from began it. */
+  readonly kindState: string;
+  /** The sync table with readable UTC timestamps (`created_at_utc`, …). */
+  readonly syncRecordsView: string;
   /** knex's own bookkeeping tables, prefixed too so two installations can share a database. */
   readonly migrations: string;
   readonly migrationsLock: string;
@@ -22,6 +26,8 @@ export function stateTables(prefix: string): StateTables {
     runs: `${prefix}runs`,
     lock: `${prefix}lock`,
     tenant: `${prefix}tenant`,
+    kindState: `${prefix}kind_state`,
+    syncRecordsView: `${prefix}sync_records_view`,
     migrations: `${prefix}migrations`,
     migrationsLock: `${prefix}migrations_lock`,
   });

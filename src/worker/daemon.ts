@@ -25,6 +25,9 @@ export interface DaemonOptions {
 
 export type DaemonState = 'waiting' | 'leader' | 'stopping' | 'stopped';
 
+/** How often a standby repeats that it is still waiting for the lock. */
+const WAITING_LOG_EVERY_MS = 10 * 60_000;
+
 /**
  * The `run` loop: wait for the leader lock, then run a cycle on every cron tick (never two
  * at once), renew the lock in between, and shut down within the deadline on request.
@@ -45,6 +48,7 @@ export class Daemon {
   private resolveStopped!: () => void;
   private lastCycleOk: number | null = null;
   private lastCycleError: string | null = null;
+  private waitingLoggedAt: number | null = null;
 
   constructor(private readonly opts: DaemonOptions) {
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
@@ -97,8 +101,16 @@ export class Daemon {
             return;
           }
           this.state = 'leader';
+          this.waitingLoggedAt = null;
           logger.info('leader lock acquired', { owner: lock.owner });
           void this.tick();
+        } else if (this.waitingLoggedAt === null || Date.now() - this.waitingLoggedAt >= WAITING_LOG_EVERY_MS) {
+          // A standby says so once, then every few minutes: silence looks like a hang.
+          logger.info(this.waitingLoggedAt === null ? 'waiting for the leader lock: another worker is active (standby)' : 'still waiting for the leader lock (standby)', {
+            owner: lock.owner,
+            retryEverySeconds: Math.round(Math.max(500, Math.floor(this.opts.leaseMs / 3)) / 1000),
+          });
+          this.waitingLoggedAt = Date.now();
         }
         return;
       }

@@ -36,6 +36,9 @@ export function register(program: Command): void {
       const wanted = opts.kinds ? opts.kinds.split(',').map((s) => s.trim()) : null;
       for (const k of wanted ?? []) if (!isKind(k)) throw new ConfigError([`--kinds: unknown kind "${k}" (${KINDS.join(', ')})`], 'invalid arguments');
       const { config, logger } = loadContext(cmd);
+      const configured = enabledKinds(config).map(([k]) => k as string);
+      const unknown = (wanted ?? []).filter((k) => !configured.includes(k));
+      if (unknown.length > 0) throw new ConfigError(unknown.map((k) => `--kinds: ${k} is not configured and enabled (configured: ${configured.join(', ') || 'none'})`), 'invalid arguments');
       const kinds = enabledKinds(config).filter(([k]) => !wanted || wanted.includes(k));
       if (kinds.length === 0) throw new ConfigError(['--kinds: none of these kinds is configured and enabled'], 'invalid arguments');
 

@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import { ExitCode, describeError } from '../../errors.js';
 import { redact } from '../../log/redact.js';
 import { parseDatabaseUrl } from '../../db/url.js';
+import { DatabaseConnectError } from '../../db/connect.js';
 import { KINDS } from '../../kinds.js';
 import type { AnyKindConfig } from '../../config/schema.js';
 import { CheckReport } from '../../check/report.js';
@@ -10,7 +11,14 @@ import { isLeadingIndexColumn, requiredColumns, sourceColumns } from '../../chec
 import { sourceRelation } from '../../source/relation.js';
 import { TokenProvider } from '../../feishu/token.js';
 import { describeTenant, getTenantBinding, mismatchMessage, tenantDifferences, tenantOf } from '../../state/tenant.js';
-import { loadContext, openDatabases } from '../context.js';
+import { loadContext, openDatabases, type Databases } from '../context.js';
+import type { ResolvedConfig } from '../../config/load.js';
+import type { Kind } from '../../kinds.js';
+import { getWatermark } from '../../state/watermarks.js';
+import { getKindState } from '../../state/kindState.js';
+import { countFrom, startPosition } from '../../source/start.js';
+import type { Cursor } from '../../source/extract.js';
+import { AppError } from '../../errors.js';
 import { setExitCode } from '../main.js';
 
 async function reachable(report: CheckReport, subject: string, db: Knex, display: string): Promise<boolean> {
@@ -19,7 +27,7 @@ async function reachable(report: CheckReport, subject: string, db: Knex, display
     report.ok(subject, `connected (${display})`);
     return true;
   } catch (err) {
-    report.error(subject, `cannot connect to ${display}: ${redact(describeError(err))}`);
+    report.error(subject, `cannot connect to ${display}: ${redact(err instanceof DatabaseConnectError ? err.reason : describeError(err))}`);
     return false;
   }
 }
@@ -76,6 +84,34 @@ function isLoopback(hostname: string): boolean {
   return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127(?:\.\d{1,3}){3}$/.test(h);
 }
 
+/** How many rows the next cycle of a kind reads: after its watermark, from sync.start_from, or all of them. */
+async function firstCycle(report: CheckReport, dbs: Databases, config: ResolvedConfig, hasState: boolean, kind: Kind, cfg: AnyKindConfig): Promise<void> {
+  const at = `kinds.${kind}`;
+  try {
+    const wm = hasState ? await getWatermark(dbs.state, dbs.tables, kind) : null;
+    const started = hasState && (await dbs.state.schema.hasTable(dbs.tables.kindState)) ? Boolean((await getKindState(dbs.state, dbs.tables, kind))?.startedAt) : false;
+    let position: Cursor | null = wm && (wm.cursorValue !== null || wm.cursorKey !== null) ? { value: wm.cursorValue, key: wm.cursorKey } : null;
+    if (position) {
+      const n = await countFrom(dbs.source, cfg, position);
+      report.ok(at, `the next cycle reads ${n} row(s) changed after the watermark (${position.value ?? `key ${position.key}`})`);
+      return;
+    }
+    const startFrom = config.sync.start_from;
+    if (startFrom && !started) {
+      position = await startPosition(dbs.source, cfg, startFrom, cfg.time_zone ?? config.source.time_zone);
+      const n = await countFrom(dbs.source, cfg, position);
+      const from = position?.value ? `changed at or after ${position.value}` : position ? `after key ${position.key} (an id cursor starts after the highest key)` : 'of the (empty) source';
+      report.ok(at, `the first cycle reads ${n} row(s) ${from} (sync.start_from: ${startFrom}); older rows go through \`backfill\``);
+      return;
+    }
+    const n = await countFrom(dbs.source, cfg, null);
+    if (n > 0 && !started) report.warn(at, `no watermark yet and no sync.start_from: the first cycle sends all ${n} row(s) of the source (set sync.start_from: now, and send history with \`backfill\`)`);
+    else report.ok(at, `the next cycle reads ${n} row(s)`);
+  } catch (err) {
+    report.warn(at, `cannot count the rows of the first cycle: ${redact(describeError(err))}`);
+  }
+}
+
 export function register(program: Command): void {
   program
     .command('check-config')
@@ -89,16 +125,28 @@ export function register(program: Command): void {
       if (feishuUrl.protocol === 'http:' && !isLoopback(feishuUrl.hostname)) {
         report.warn('feishu.base_url', `plain HTTP to ${feishuUrl.host}: the app secret, tenant tokens and approvals travel unencrypted (use https://)`);
       }
-      const dbs = openDatabases(config, { poolMax: 1 });
+      let dbs: Databases;
+      try {
+        dbs = openDatabases(config, { poolMax: 1 });
+      } catch (err) {
+        // A SQLite source that does not exist: nothing to connect to, and nothing is created.
+        if (!(err instanceof AppError)) throw err;
+        report.error('source database', redact(err.message));
+        process.stdout.write(report.render());
+        setExitCode(cmd, ExitCode.USAGE);
+        return;
+      }
       try {
         const sourceOk = await reachable(report, 'source database', dbs.source, parseDatabaseUrl(config.source.url).display);
         let stateOk = sourceOk;
         if (dbs.state !== dbs.source) {
           stateOk = await reachable(report, 'state database', dbs.state, parseDatabaseUrl(config.state.url).display);
         }
+        let hasState = false;
         if (stateOk) {
           const table = `${config.state.table_prefix}sync_records`;
-          if (await dbs.state.schema.hasTable(table)) report.ok('state tables', `present (prefix ${config.state.table_prefix})`);
+          hasState = await dbs.state.schema.hasTable(table);
+          if (hasState) report.ok('state tables', `present (prefix ${config.state.table_prefix})`);
           else report.warn('state tables', `missing: run \`attendance-sync migrate\``);
           if (await dbs.state.schema.hasTable(dbs.tables.tenant)) {
             const current = tenantOf(config);
@@ -118,6 +166,7 @@ export function register(program: Command): void {
               continue;
             }
             await checkKind(report, dbs.source, kind, cfg);
+            await firstCycle(report, dbs, config, hasState, kind, cfg);
           }
         }
         if (opts.feishu) {

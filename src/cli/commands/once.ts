@@ -1,9 +1,21 @@
 import type { Command } from 'commander';
 import { AppError, ExitCode } from '../../errors.js';
-import { runCycle } from '../../pipeline/cycle.js';
+import { runCycle, type CycleResult } from '../../pipeline/cycle.js';
 import { openPipeline } from '../../pipeline/worker.js';
 import { loadContext } from '../context.js';
 import { setExitCode } from '../main.js';
+
+/** What kept a cycle from being ok, in one sentence for the operator (null when it was ok). */
+export function onceTrouble(r: CycleResult): string | null {
+  if (r.outcome === 'ok') return null;
+  if (r.error) return `the cycle failed: ${r.error}`;
+  const parts: string[] = [];
+  if (r.send.halted > 0) parts.push('sending was halted (credentials, permission or quota: see the log)');
+  if (r.send.failed > 0) parts.push(`${r.send.failed} operation(s) failed (Feishu refused them: fix, then \`retry\`)`);
+  if (r.send.dead > 0) parts.push(`${r.send.dead} operation(s) are dead (attempts used up: \`retry --status dead\`)`);
+  if (r.outboxDepth > 0) parts.push(`${r.outboxDepth} planned operation(s) could not be sent yet and wait for a retry`);
+  return `not everything planned reached Feishu: ${parts.join('; ')}; see \`attendance-sync status\``;
+}
 
 export function register(program: Command): void {
   program
@@ -25,6 +37,8 @@ export function register(program: Command): void {
         try {
           const r = await runCycle(p.deps, { signal: abort.signal, rescan: opts.rescan === true, send: opts.send !== false });
           setExitCode(cmd, r.outcome === 'ok' ? ExitCode.OK : ExitCode.RUNTIME);
+          const trouble = onceTrouble(r);
+          if (trouble) process.stderr.write(`attendance-sync once: ${trouble}\n`);
         } finally {
           await p.lock.release();
         }

@@ -3,7 +3,10 @@ import { ConfigError } from '../../errors.js';
 import { isKind, KINDS } from '../../kinds.js';
 import { enabledKinds, mapRows } from '../../pipeline/cycle.js';
 import { readByEffectiveDate, readPage, type Cursor } from '../../source/extract.js';
+import { effectiveDateColumn } from '../../source/relation.js';
+import { countFrom, startPosition } from '../../source/start.js';
 import { getWatermark } from '../../state/watermarks.js';
+import { getKindState } from '../../state/kindState.js';
 import type { SourceRow } from '../../mapping/map.js';
 import { loadContext, openDatabases } from '../context.js';
 
@@ -20,22 +23,37 @@ export function register(program: Command): void {
       if (opts.kind !== undefined && !isKind(opts.kind)) throw new ConfigError([`--kind: must be one of ${KINDS.join(', ')}`], 'invalid arguments');
       if (opts.from !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(opts.from)) throw new ConfigError(['--from: a date as YYYY-MM-DD'], 'invalid arguments');
       const { config } = loadContext(cmd);
+      const kinds = enabledKinds(config);
+      if (opts.kind && !kinds.some(([k]) => k === opts.kind)) {
+        throw new ConfigError([`--kind: ${opts.kind} is not configured and enabled in ${config.configPath} (configured: ${kinds.map(([k]) => k).join(', ') || 'none'})`], 'invalid arguments');
+      }
       const dbs = openDatabases(config, { poolMax: 1 });
       const out: Record<string, unknown> = {};
+      // Why each kind shows what it shows (stderr: stdout stays JSON).
+      const notes: string[] = [];
       try {
         const hasState = await dbs.state.schema.hasTable(dbs.tables.watermarks);
-        for (const [kind, cfg] of enabledKinds(config)) {
+        const hasKindState = hasState && (await dbs.state.schema.hasTable(dbs.tables.kindState));
+        for (const [kind, cfg] of kinds) {
           if (opts.kind && opts.kind !== kind) continue;
           let rows: SourceRow[] = [];
+          let where: string;
           if (opts.from) {
-            for await (const page of readByEffectiveDate(dbs.source, cfg, { from: opts.from, to: '9999-12-31', pageSize: limit })) {
+            where = `with an effective date (${effectiveDateColumn(cfg)}) from ${opts.from}`;
+            for await (const page of readByEffectiveDate(dbs.source, cfg, { from: opts.from, pageSize: limit })) {
               rows = page;
               break;
             }
           } else {
             const wm = hasState ? await getWatermark(dbs.state, dbs.tables, kind) : null;
-            const after: Cursor | null = wm ? { value: wm.cursorValue, key: wm.cursorKey } : null;
+            let after: Cursor | null = wm && (wm.cursorValue !== null || wm.cursorKey !== null) ? { value: wm.cursorValue, key: wm.cursorKey } : null;
+            if (after) where = after.key === null ? `changed at or after ${after.value} (sync.start_from)` : `changed after the watermark (${after.value ?? `key ${after.key}`})`;
+            else if (config.sync.start_from && !(hasKindState && (await getKindState(dbs.state, dbs.tables, kind))?.startedAt)) {
+              after = await startPosition(dbs.source, cfg, config.sync.start_from, cfg.time_zone ?? config.source.time_zone);
+              where = after?.value ? `changed at or after ${after.value} (sync.start_from: ${config.sync.start_from})` : after ? `after key ${after.key} (sync.start_from)` : 'in the source';
+            } else where = 'in the source (no watermark yet: the first cycle reads them all)';
             rows = (await readPage(dbs.source, cfg, after, { pageSize: limit })).rows;
+            if (rows.length > 0 && rows.length >= limit) where += `, the first ${limit} of ${await countFrom(dbs.source, cfg, after)}`;
           }
           const mapped = mapRows({ config } as Parameters<typeof mapRows>[0], kind, cfg, rows);
           out[kind] = mapped.map((m) =>
@@ -45,10 +63,17 @@ export function register(program: Command): void {
                 ? { key: m.sourceKey, outcome: 'inactive', reason: m.reason }
                 : { key: m.sourceKey, outcome: 'invalid', reasons: m.reasons },
           );
+          const n = (o: string) => mapped.filter((m) => m.outcome === o).length;
+          if (rows.length === 0) notes.push(`${kind}: nothing to preview: no rows ${where}`);
+          else {
+            const why = n('valid') === 0 ? ` (nothing would be sent: ${n('invalid') > 0 ? `${n('invalid')} invalid, see their reasons` : 'every row is cancelled, rejected or deleted'})` : '';
+            notes.push(`${kind}: ${rows.length} row(s) ${where}: ${n('valid')} valid, ${n('invalid')} invalid, ${n('inactive')} inactive${why}`);
+          }
         }
       } finally {
         await dbs.close();
       }
       process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+      for (const note of notes) process.stderr.write(`preview ${note}\n`);
     });
 }

@@ -86,11 +86,41 @@ export async function collectStatus(db: Knex, t: StateTables, zones: Partial<Rec
   };
 }
 
+/** Cut a cell to `width`, keeping its head and tail (keys differ at either end): `OA-2026-…-000123`. */
+export function fit(text: string, width: number): string {
+  if (text.length <= width) return text;
+  if (width <= 1) return text.slice(0, width);
+  const head = Math.ceil((width - 1) / 2);
+  return `${text.slice(0, head)}…${text.slice(text.length - (width - 1 - head))}`;
+}
+
+/**
+ * Columns as wide as their widest cell, each capped: a long key is shortened with an
+ * ellipsis instead of pushing the rest of its row out of line. The last column runs free.
+ */
+export function columns(header: readonly string[], rows: ReadonlyArray<readonly string[]>, caps: readonly number[]): string[] {
+  const widths = header.map((h, i) => Math.min(caps[i] ?? 40, Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length))));
+  const line = (cells: readonly string[]) =>
+    '  ' +
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : fit(c, widths[i]!).padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)];
+}
+
 export function renderStatus(s: Awaited<ReturnType<typeof collectStatus>>): string {
   const out: string[] = [];
   out.push('Watermarks');
   if (s.watermarks.length === 0) out.push('  (none yet: no cycle has run)');
-  for (const w of s.watermarks) out.push(`  ${w.kind.padEnd(9)} ${(w.cursorAt !== null ? when(w.cursorAt) : String(w.cursor ?? '—')).padEnd(28)} key ${String(w.key ?? '—').padEnd(10)} moved ${when(w.movedAt)}  rescan ${when(w.lastRescanAt)}`);
+  else
+    out.push(
+      ...columns(
+        ['kind', 'cursor', 'key', 'moved', 'rescan'],
+        s.watermarks.map((w) => [w.kind, w.cursorAt !== null ? when(w.cursorAt) : String(w.cursor ?? '—'), String(w.key ?? '—'), when(w.movedAt), when(w.lastRescanAt)]),
+        [9, 32, 24, 20, 20],
+      ),
+    );
   const statuses = Object.values(OP_STATUS);
   out.push('', 'Sync table (operations per kind and status)');
   out.push(`  ${'kind'.padEnd(9)} ${statuses.map((st) => st.padStart(11)).join('')}`);
@@ -99,7 +129,7 @@ export function renderStatus(s: Awaited<ReturnType<typeof collectStatus>>): stri
     if (!c) continue;
     out.push(`  ${k.padEnd(9)} ${statuses.map((st) => String(c[st] ?? 0).padStart(11)).join('')}`);
   }
-  out.push('', `Oldest pending: ${s.oldestPending ? `#${s.oldestPending.id} ${s.oldestPending.kind} ${s.oldestPending.sourceKey} ${s.oldestPending.operation}, queued ${when(s.oldestPending.createdAt)}, ${s.oldestPending.attempts} attempt(s)` : 'none'}`);
+  out.push('', `Oldest pending: ${s.oldestPending ? `#${s.oldestPending.id} ${s.oldestPending.kind} ${fit(s.oldestPending.sourceKey, 40)} ${s.oldestPending.operation}, queued ${when(s.oldestPending.createdAt)}, ${s.oldestPending.attempts} attempt(s)` : 'none'}`);
   out.push(`Leader lock: ${s.lock ? `${s.lock.owner}, heartbeat ${when(s.lock.heartbeatAt)}` : 'free'}`);
   out.push(`Feishu tenant: ${s.tenant ? `${describeTenant(s.tenant)}, bound ${when(s.tenant.boundAt)}` : 'not bound yet (the first send binds it)'}`);
   out.push('', 'Last runs');
@@ -120,9 +150,22 @@ export function renderStatus(s: Awaited<ReturnType<typeof collectStatus>>): stri
   }
   out.push('', 'Latest errors');
   if (s.latestErrors.length === 0) out.push('  (none)');
-  for (const e of s.latestErrors) {
-    out.push(`  ${when(e.at)} ${e.kind} ${e.sourceKey} ${e.operation} ${e.status}${e.feishuCode ? ` code ${e.feishuCode}` : ''}${e.errorCode ? ` ${e.errorCode}` : ''}: ${String(e.message ?? '').slice(0, 200)}`);
-  }
+  else
+    out.push(
+      ...columns(
+        ['at', 'kind', 'key', 'operation', 'status', 'code', 'message'],
+        s.latestErrors.map((e) => [
+          when(e.at),
+          e.kind,
+          e.sourceKey,
+          e.operation,
+          e.status,
+          [e.feishuCode ? String(e.feishuCode) : '', e.errorCode ?? ''].filter(Boolean).join(' ') || '—',
+          String(e.message ?? '').slice(0, 200),
+        ]),
+        [20, 9, 24, 9, 8, 28],
+      ),
+    );
   return out.join('\n') + '\n';
 }
 
