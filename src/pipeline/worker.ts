@@ -9,6 +9,7 @@ import { openDatabases, type Databases } from '../cli/context.js';
 import { isUpToDate } from '../state/migrate.js';
 import { createLeaderLock, type LeaderLock } from '../state/lock.js';
 import { reclaimOrphanedLeases } from '../state/syncRecords.js';
+import { markCrashedRuns } from '../state/runs.js';
 import type { PipelineDeps } from './cycle.js';
 
 export interface Pipeline {
@@ -62,6 +63,8 @@ export async function openPipeline(
       if (got) {
         const n = await reclaimOrphanedLeases(dbs.state, dbs.tables);
         if (n > 0) logger.warn('returned operations a previous worker left in flight', { count: n });
+        const crashed = await markCrashedRuns(dbs.state, dbs.tables);
+        if (crashed > 0) logger.warn('marked runs a previous worker left running as crashed', { count: crashed });
       }
       return got;
     },
