@@ -47,14 +47,17 @@ class DryRun extends Error {}
 
 /**
  * Rows of one page that share a key (a join that multiplies rows) would each win in turn;
- * when they differ, the key is invalid until the source is fixed.
+ * when they differ, the key is invalid until the source is fixed. Rows without a key are one
+ * invalid record (they cannot be told apart): written once per page, not once per row.
  */
 function dedupe(kind: Kind, mapped: readonly MappedRow[]): MappedRow[] {
   const byKey = new Map<string, MappedRow[]>();
   const out: MappedRow[] = [];
+  let keyless = false;
   for (const m of mapped) {
     if (m.sourceKey === null) {
-      out.push(m);
+      if (!keyless) out.push(m);
+      keyless = true;
       continue;
     }
     const list = byKey.get(m.sourceKey) ?? [];

@@ -91,7 +91,9 @@ export function pageQuery(db: Knex, cfg: AnyKindConfig, after: Cursor | null, op
   const idMode = cfg.cursor.mode === 'id';
   // A NULL cursor has no place in the keyset order (and would restart it): such rows are
   // read by the rescan of effective dates only; check-config warns about nullable cursors.
-  let q = sourceRelation(db, cfg).select('*').whereNotNull(col);
+  // NULL keys have no place in the keyset either (a position with a NULL key matches no row
+  // and restarts the read): `readPage` reads them apart, by cursor range.
+  let q = sourceRelation(db, cfg).select('*').whereNotNull(col).whereNotNull(key);
   if (idMode) {
     if (after?.key != null) q = q.where(key, '>', keyBinding(after.key));
     q = q.orderBy(key);
@@ -136,7 +138,23 @@ export async function readPage(
   const last = lastRow
     ? { value: idMode ? null : asCursorText(lastRow[col]), key: asCursorText(lastRow[key]) }
     : null;
+  if (!idMode) {
+    // Rows without a key in the cursor range this page covers: after `after` (or from
+    // `inclusiveFrom`) up to its last value if it is full, else to the end. Consecutive pages
+    // cover adjoining ranges, so each such row is read once per pass and planned as invalid
+    // (at most a page of them per page: memory stays bounded, and they are one invalid record).
+    let q = sourceRelation(db, cfg).select('*').whereNull(key).whereNotNull(col);
+    if (after?.value != null) q = q.where(col, '>', after.value);
+    else if (opts.inclusiveFrom != null) q = q.where(col, '>=', opts.inclusiveFrom);
+    if (rows.length >= opts.pageSize && last?.value != null) q = q.where(col, '<=', last.value);
+    rows = [...rows, ...((await q.orderBy(col).limit(opts.pageSize)) as SourceRow[])];
+  }
   return { rows, last };
+}
+
+/** Rows of a page that carry a key (the keyset counts only those). */
+function keyed(rows: readonly SourceRow[], key: string): number {
+  return rows.filter((r) => r[key] !== null && r[key] !== undefined).length;
 }
 
 /**
@@ -183,7 +201,7 @@ export async function* iterateChanged(
   for (;;) {
     const page = await readPage(db, cfg, after, { pageSize: opts.pageSize, inclusiveFrom });
     if (page.rows.length > 0) yield page;
-    if (page.rows.length < opts.pageSize || !page.last) return;
+    if (keyed(page.rows, cfg.key) < opts.pageSize || !page.last) return;
     after = page.last;
     inclusiveFrom = null;
   }
@@ -203,13 +221,16 @@ export async function* readByEffectiveDate(
   let afterKey: string | null = null;
   for (;;) {
     const inWindow = () => sourceRelation(db, cfg).select('*').where(col, '>=', `${opts.from} 00:00:00`).andWhere(col, '<', `${upper} 00:00:00`);
-    let q = inWindow();
+    // Keyset on the key, NULL keys apart: the first page also brings the window's keyless rows.
+    let q = inWindow().whereNotNull(cfg.key);
     if (afterKey !== null) q = q.andWhere(cfg.key, '>', keyBinding(afterKey));
     let rows = (await q.orderBy(cfg.key).limit(opts.pageSize)) as SourceRow[];
     if (rows.length >= opts.pageSize) rows = await completeLastKey(rows, cfg.key, async (k) => (await inWindow().andWhere(cfg.key, k)) as SourceRow[]);
-    if (rows.length > 0) yield rows;
     const last = rows[rows.length - 1];
-    if (rows.length < opts.pageSize || !last) return;
+    const full = rows.length >= opts.pageSize;
+    if (afterKey === null) rows = [...rows, ...((await inWindow().whereNull(cfg.key).orderBy(col).limit(opts.pageSize)) as SourceRow[])];
+    if (rows.length > 0) yield rows;
+    if (!full || !last) return;
     afterKey = asCursorText(last[cfg.key]);
   }
 }
