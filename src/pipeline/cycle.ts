@@ -11,8 +11,9 @@ import { mapContextFor, mapRow, type MappedRow } from '../mapping/map.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { addCounts, emptyPlanCounts, planRows, type PlanCounts } from '../plan/plan.js';
 import { Sender, type SendCounts } from '../send/sender.js';
-import { compareCursors, existingKeys, iterateChanged, readByEffectiveDate, type Cursor } from '../source/extract.js';
+import { compareCursors, cursorTimeMs, existingKeys, iterateChanged, readByEffectiveDate, sourceNow, type Cursor } from '../source/extract.js';
 import { activeKeysInDateRange } from '../state/records.js';
+import { cursorColumn } from '../source/relation.js';
 import { finishRun, startRun } from '../state/runs.js';
 import { outboxDepth, oldestPending } from '../state/syncRecords.js';
 import type { StateTables } from '../state/tables.js';
@@ -87,14 +88,14 @@ function clientDelta(now: ClientFigures, before: ClientFigures): ClientFigures {
   };
 }
 
-/** Seconds from a timestamp watermark to now; null for id cursors and values that are not times. */
+/**
+ * Seconds from a timestamp watermark to now; null for id cursors and values that are not
+ * times. Negative when the watermark is ahead of the clock (a future updated_at it passed):
+ * shown as it is, never as 0, which would look like a worker that is up to date.
+ */
 export function watermarkLagSeconds(cursorValue: string | null, zone: string, now = Date.now()): number | null {
-  if (cursorValue === null || /^-?\d+$/.test(cursorValue)) return null;
-  const text = cursorValue.trim();
-  let dt = DateTime.fromSQL(text, { zone });
-  if (!dt.isValid) dt = DateTime.fromISO(text, { zone });
-  if (!dt.isValid) return null;
-  return Math.max(0, Math.round((now - dt.toMillis()) / 1000));
+  const ms = cursorTimeMs(cursorValue, zone);
+  return ms === null ? null : Math.round((now - ms) / 1000);
 }
 
 async function watermarkLags(deps: PipelineDeps): Promise<Partial<Record<Kind, number>>> {
@@ -180,7 +181,9 @@ async function extractKind(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig, t
     states.set(kind, ls);
   }
   const lookbackSeconds = ls.settled ? 0 : deps.config.sync.lookback_seconds;
-  const pages = iterateChanged(deps.source, cfg, position, { pageSize: deps.config.sync.page_size, lookbackSeconds });
+  const zone = cfg.time_zone ?? deps.config.source.time_zone;
+  const horizon = cfg.cursor.mode === 'updated_at' ? { atMs: (await sourceNow(deps.source)) + deps.config.sync.future_margin_seconds * 1000, zone } : undefined;
+  const pages = iterateChanged(deps.source, cfg, position, { pageSize: deps.config.sync.page_size, lookbackSeconds, horizon });
   for (;;) {
     let t0 = performance.now();
     const step = await pages.next();
@@ -193,6 +196,15 @@ async function extractKind(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig, t
     }
     // Lookback pages re-read rows behind the watermark: it only ever moves forward.
     const next = page.last && (!position || compareCursors(page.last, position) > 0) ? page.last : null;
+    for (const row of page.held ?? []) {
+      deps.logger.warn('source row with a cursor time beyond the source clock: held back, the watermark stops before it (fix the value; the rescan still syncs the row)', {
+        kind,
+        sourceKey: row[cfg.key] ?? null,
+        cursor: row[cursorColumn(cfg)] ?? null,
+        horizon: DateTime.fromMillis(horizon?.atMs ?? 0).setZone(zone).toFormat('yyyy-MM-dd HH:mm:ss'),
+      });
+    }
+    total.future += page.held?.length ?? 0;
     t0 = performance.now();
     const mapped = mapRows(deps, kind, cfg, page.rows);
     timings.mapMs += performance.now() - t0;
@@ -298,6 +310,7 @@ export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal;
     m.cycleDuration.observe(durationMs / 1000);
     m.oldestPendingAge.set(oldestPendingSeconds);
     for (const [kind, lag] of Object.entries(lags)) m.watermarkLag.set({ kind }, lag);
+    for (const [kind, c] of Object.entries(kinds)) m.futureRows.set({ kind }, c.future);
     if (outcome === 'ok') m.lastSuccess.set(Date.now() / 1000);
     m.rateLimited.inc(client.rateLimited);
     m.retries.inc(client.retries);

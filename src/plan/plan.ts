@@ -17,10 +17,14 @@ export interface PlanCounts {
   unchanged: number;
   inactive: number;
   invalid: number;
+  /** Rows held back because their cursor time is beyond the source's clock (not planned). */
+  future: number;
+  /** Revokes of records gone from the source that a rescan refused to plan (too many at once). */
+  revokesRefused: number;
 }
 
 export function emptyPlanCounts(): PlanCounts {
-  return { read: 0, created: 0, revoked: 0, superseded: 0, unchanged: 0, inactive: 0, invalid: 0 };
+  return { read: 0, created: 0, revoked: 0, superseded: 0, unchanged: 0, inactive: 0, invalid: 0, future: 0, revokesRefused: 0 };
 }
 
 export function addCounts<T extends object>(into: T, more: T): T {

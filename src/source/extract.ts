@@ -19,6 +19,39 @@ export interface Page {
   readonly rows: SourceRow[];
   /** Position of the page's last row (null for an empty page). */
   readonly last: Cursor | null;
+  /** Rows held back: their cursor time lies beyond the horizon (see `iterateChanged`). */
+  readonly held?: SourceRow[];
+}
+
+/**
+ * A cursor value as epoch ms: zone-less text in `zone`, text with an offset as written, a
+ * Date as is. Null for numbers (epochs and version counters are not told apart) and for text
+ * that is not a time.
+ */
+export function cursorTimeMs(value: unknown, zone: string): number | null {
+  if (value instanceof Date) return value.getTime();
+  if (value === null || value === undefined || typeof value === 'number' || typeof value === 'bigint') return null;
+  const text = String(value).trim();
+  if (/^-?\d+(\.\d+)?$/.test(text)) return null;
+  let dt = DateTime.fromSQL(text, { zone });
+  if (!dt.isValid) dt = DateTime.fromISO(text, { zone });
+  return dt.isValid ? dt.toMillis() : null;
+}
+
+/** The source database's own clock, epoch ms: the reference for cursor times it stores. */
+export async function sourceNow(db: Knex): Promise<number> {
+  const dialect = dialectOf(db);
+  const sql =
+    dialect === 'pg'
+      ? 'SELECT extract(epoch from clock_timestamp()) * 1000 AS ms'
+      : dialect === 'mysql'
+        ? 'SELECT UNIX_TIMESTAMP(NOW(6)) * 1000 AS ms'
+        : "SELECT (julianday('now') - 2440587.5) * 86400000.0 AS ms";
+  const res = (await db.raw(sql)) as unknown;
+  const rows = dialect === 'pg' ? (res as { rows: Array<{ ms: unknown }> }).rows : dialect === 'mysql' ? (res as [Array<{ ms: unknown }>])[0] : (res as Array<{ ms: unknown }>);
+  const ms = Number(rows[0]?.ms);
+  if (!Number.isFinite(ms)) throw new Error('could not read the source database clock');
+  return Math.round(ms);
 }
 
 /**
@@ -187,7 +220,13 @@ export async function* iterateChanged(
   db: Knex,
   cfg: AnyKindConfig,
   watermark: Cursor | null,
-  opts: { pageSize: number; lookbackSeconds: number },
+  /**
+   * `horizon`: rows whose cursor time is later than `atMs` (a typo such as 2099, an app
+   * server's fast clock) are held back and the read stops there. Passed, they would carry
+   * the watermark beyond every later change; held, they come in once their time is reached
+   * (and the rescan reads them by effective date meanwhile).
+   */
+  opts: { pageSize: number; lookbackSeconds: number; horizon?: { atMs: number; zone: string } | undefined },
 ): AsyncGenerator<Page> {
   let after: Cursor | null = watermark;
   let inclusiveFrom: string | null = null;
@@ -198,10 +237,26 @@ export async function* iterateChanged(
       inclusiveFrom = bound;
     }
   }
+  const col = cursorColumn(cfg);
+  const horizon = cfg.cursor.mode === 'updated_at' ? opts.horizon : undefined;
   for (;;) {
-    const page = await readPage(db, cfg, after, { pageSize: opts.pageSize, inclusiveFrom });
+    let page = await readPage(db, cfg, after, { pageSize: opts.pageSize, inclusiveFrom });
+    const full = keyed(page.rows, cfg.key) >= opts.pageSize;
+    if (horizon) {
+      const beyond = (r: SourceRow) => (cursorTimeMs(r[col], horizon.zone) ?? -Infinity) > horizon.atMs;
+      const held = page.rows.filter(beyond);
+      if (held.length > 0) {
+        const rows = page.rows.filter((r) => !beyond(r));
+        // Rows come in cursor order, so the page ends at its last keyed row within the horizon.
+        const lastRow = [...rows].reverse().find((r) => r[cfg.key] !== null && r[cfg.key] !== undefined);
+        const last = lastRow ? { value: asCursorText(lastRow[col]), key: asCursorText(lastRow[cfg.key]) } : null;
+        page = { rows, last, held };
+        yield page;
+        return;
+      }
+    }
     if (page.rows.length > 0) yield page;
-    if (keyed(page.rows, cfg.key) < opts.pageSize || !page.last) return;
+    if (!full || !page.last) return;
     after = page.last;
     inclusiveFrom = null;
   }
