@@ -228,7 +228,7 @@ export async function rescanKind(
   kind: Kind,
   cfg: AnyKindConfig,
   window: { from: string; to: string },
-  opts: { signal?: AbortSignal; dryRun?: boolean; detectDeletes?: boolean; onPage?: (counts: PlanCounts) => void } = {},
+  opts: { signal?: AbortSignal; dryRun?: boolean; detectDeletes?: boolean; allowMassRevoke?: boolean; onPage?: (counts: PlanCounts) => void } = {},
 ): Promise<PlanCounts> {
   const total = emptyPlanCounts();
   const seen = new Set<string>();
@@ -241,11 +241,24 @@ export async function rescanKind(
     opts.onPage?.(counts);
   }
   if (opts.detectDeletes === false) return total;
-  const held = (await activeKeysInDateRange(deps.state, deps.t, kind, window.from, window.to)).filter((k) => !seen.has(k));
+  const inFeishu = await activeKeysInDateRange(deps.state, deps.t, kind, window.from, window.to);
+  const held = inFeishu.filter((k) => !seen.has(k));
   if (held.length > 0) {
     // Not in the window any more: moved out of it, or gone. Only the gone ones are revoked.
     const still = await existingKeys(deps.source, cfg, held);
     const gone = held.filter((k) => !still.has(k));
+    // A source that is momentarily empty (truncate and reload, failover to an empty replica)
+    // looks like everything deleted: past the threshold nothing is revoked without the
+    // operator's word. A single record is never a mass revoke.
+    const limit = Math.max(1, deps.config.sync.max_revoke_fraction * inFeishu.length);
+    if (gone.length > limit && !opts.allowMassRevoke) {
+      deps.logger.error(
+        `rescan refused to revoke ${gone.length} of the ${inFeishu.length} ${kind} records Feishu holds in the window: they are gone from the source, more than sync.max_revoke_fraction (${deps.config.sync.max_revoke_fraction}); nothing revoked. Check the source; if the deletions are real, run \`attendance-sync once --rescan --allow-mass-revoke\``,
+        { kind, gone: gone.length, held: inFeishu.length, window },
+      );
+      total.revokesRefused += gone.length;
+      return total;
+    }
     if (gone.length > 0) {
       const deleted: MappedRow[] = gone.map((k) => ({ outcome: 'inactive', kind, sourceKey: k, reason: 'deleted' }));
       addCounts(total, await planRows(planDeps(deps), kind, deleted, { dryRun: opts.dryRun }));
@@ -266,7 +279,7 @@ export function rescanWindow(config: ResolvedConfig, now = DateTime.now()): { fr
  * One sync cycle: extract → map → plan for every kind (and a rescan when asked), then send
  * until nothing is due. Ends with one summary log line and a row in the runs table.
  */
-export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal; rescan?: boolean; send?: boolean } = {}): Promise<CycleResult> {
+export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal; rescan?: boolean; send?: boolean; allowMassRevoke?: boolean } = {}): Promise<CycleResult> {
   const started = Date.now();
   const runId = await startRun(deps.state, deps.t, { type: 'cycle', host: os.hostname(), pid: process.pid, now: started });
   const clientBefore = clientTotals(deps.client);
@@ -280,7 +293,7 @@ export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal;
       if (opts.signal?.aborted) break;
       const counts = await extractKind(deps, kind, cfg, timings, opts.signal);
       if (opts.rescan && deps.config.sync.rescan_window_days > 0) {
-        addCounts(counts, await rescanKind(deps, kind, cfg, rescanWindow(deps.config), { signal: opts.signal }));
+        addCounts(counts, await rescanKind(deps, kind, cfg, rescanWindow(deps.config), { signal: opts.signal, allowMassRevoke: opts.allowMassRevoke === true }));
         await setLastRescan(deps.state, deps.t, kind, Date.now());
       }
       kinds[kind] = counts;
@@ -296,7 +309,7 @@ export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal;
     error = describeError(err);
   }
   const depth = await outboxDepth(deps.state, deps.t).catch(() => -1);
-  const outcome: CycleResult['outcome'] = error ? 'failed' : send.failed + send.dead + send.halted > 0 ? 'partial' : 'ok';
+  const outcome: CycleResult['outcome'] = error ? 'failed' : send.failed + send.dead + send.halted + plan.revokesRefused > 0 ? 'partial' : 'ok';
   const oldest = await oldestPending(deps.state, deps.t).catch(() => null);
   const oldestPendingSeconds = oldest ? Math.max(0, Math.round((Date.now() - oldest.createdAt) / 1000)) : 0;
   const lags = await watermarkLags(deps).catch(() => ({}) as Partial<Record<Kind, number>>);
