@@ -242,18 +242,17 @@ export async function* iterateChanged(
   for (;;) {
     let page = await readPage(db, cfg, after, { pageSize: opts.pageSize, inclusiveFrom });
     const full = keyed(page.rows, cfg.key) >= opts.pageSize;
-    if (horizon) {
-      const beyond = (r: SourceRow) => (cursorTimeMs(r[col], horizon.zone) ?? -Infinity) > horizon.atMs;
-      const held = page.rows.filter(beyond);
-      if (held.length > 0) {
-        const rows = page.rows.filter((r) => !beyond(r));
-        // Rows come in cursor order, so the page ends at its last keyed row within the horizon.
-        const lastRow = [...rows].reverse().find((r) => r[cfg.key] !== null && r[cfg.key] !== undefined);
-        const last = lastRow ? { value: asCursorText(lastRow[col]), key: asCursorText(lastRow[cfg.key]) } : null;
-        page = { rows, last, held };
-        yield page;
-        return;
-      }
+    const beyond = (v: unknown) => horizon !== undefined && (cursorTimeMs(v, horizon.zone) ?? -Infinity) > horizon.atMs;
+    // Keyed rows come in cursor order: only a page whose last one is beyond holds any back.
+    // (Keyless rows never move the watermark; they are planned as invalid either way.)
+    if (page.last?.value != null && beyond(page.last.value)) {
+      const isHeld = (r: SourceRow) => r[cfg.key] !== null && r[cfg.key] !== undefined && beyond(r[col]);
+      const rows = page.rows.filter((r) => !isHeld(r));
+      const lastRow = [...rows].reverse().find((r) => r[cfg.key] !== null && r[cfg.key] !== undefined);
+      const last = lastRow ? { value: asCursorText(lastRow[col]), key: asCursorText(lastRow[cfg.key]) } : null;
+      page = { rows, last, held: page.rows.filter(isHeld) };
+      yield page;
+      return;
     }
     if (page.rows.length > 0) yield page;
     if (!full || !page.last) return;
