@@ -10,7 +10,7 @@ export class Metrics {
 
   readonly records = new client.Counter({
     name: 'attendance_sync_records_total',
-    help: 'Source records processed, by kind and planning outcome (created, revoked, unchanged, invalid, inactive)',
+    help: 'Source records processed, by kind and planning outcome (created, revoked, unchanged, invalid, inactive, future: held back, revokesRefused)',
     labelNames: ['kind', 'outcome'] as const,
     registers: [this.registry],
   });

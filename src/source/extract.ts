@@ -154,7 +154,8 @@ export async function readPage(
   db: Knex,
   cfg: AnyKindConfig,
   after: Cursor | null,
-  opts: { pageSize: number; inclusiveFrom?: string | null },
+  /** `keyless: false`: the caller knows there are no keyless rows to read (see `iterateChanged`). */
+  opts: { pageSize: number; inclusiveFrom?: string | null; keyless?: boolean },
 ): Promise<Page> {
   const col = cursorColumn(cfg);
   const key = cfg.key;
@@ -171,7 +172,7 @@ export async function readPage(
   const last = lastRow
     ? { value: idMode ? null : asCursorText(lastRow[col]), key: asCursorText(lastRow[key]) }
     : null;
-  if (!idMode) {
+  if (!idMode && opts.keyless !== false) {
     // Rows without a key in the cursor range this page covers: after `after` (or from
     // `inclusiveFrom`) up to its last value if it is full, else to the end. Consecutive pages
     // cover adjoining ranges, so each such row is read once per pass and planned as invalid
@@ -239,8 +240,14 @@ export async function* iterateChanged(
   }
   const col = cursorColumn(cfg);
   const horizon = cfg.cursor.mode === 'updated_at' ? opts.horizon : undefined;
+  // One probe per pass instead of a query per page: keyless rows are rare (a query source
+  // would otherwise run twice for every page).
+  let probe = sourceRelation(db, cfg).select(cfg.key).whereNull(cfg.key).whereNotNull(col);
+  if (after?.value != null) probe = probe.where(col, '>', after.value);
+  else if (inclusiveFrom != null) probe = probe.where(col, '>=', inclusiveFrom);
+  const keyless = cfg.cursor.mode === 'updated_at' && (await probe.first()) !== undefined;
   for (;;) {
-    let page = await readPage(db, cfg, after, { pageSize: opts.pageSize, inclusiveFrom });
+    let page = await readPage(db, cfg, after, { pageSize: opts.pageSize, inclusiveFrom, keyless });
     const full = keyed(page.rows, cfg.key) >= opts.pageSize;
     const beyond = (v: unknown) => horizon !== undefined && (cursorTimeMs(v, horizon.zone) ?? -Infinity) > horizon.atMs;
     // Keyed rows come in cursor order: only a page whose last one is beyond holds any back.
