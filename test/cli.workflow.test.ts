@@ -8,6 +8,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
 import { activeInLedger, diffLedger, expectedFromSource, prepareSample } from './helpers/pipeline.js';
 import { CLI, runCli } from './helpers/cli.js';
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
+import { sampleNow, sqlTime } from '../src/sample/index.js';
 import { stateTables } from '../src/state/tables.js';
 
 const t = stateTables('attendance_sync_');
@@ -115,7 +116,7 @@ describe('operator workflow on SQLite through the CLI', () => {
     expect(b.output()).toMatch(/worker started/);
     expect(b.output()).not.toMatch(/leader lock acquired/);
     // a new change is synced by the leader
-    await db.db('leave_requests').where({ status: 'approved' }).whereNull('deleted_at').orderBy('id').limit(1).update({ reason: 'run 进程同步', updated_at: '2099-01-01 00:00:00.000000' });
+    await db.db('leave_requests').where({ status: 'approved' }).whereNull('deleted_at').orderBy('id').limit(1).update({ reason: 'run 进程同步', updated_at: sqlTime(sampleNow()) });
     expect(await waitFor(() => emu.ledger().some((e) => e.item.reason === 'run 进程同步'), 15_000)).toBe(true);
     expect(b.output()).not.toMatch(/cycle finished/);
     // the leader dies without a word; the standby takes over within lease + poll

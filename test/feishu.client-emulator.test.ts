@@ -36,7 +36,7 @@ describe('Feishu client against the emulator (real HTTP)', () => {
   afterAll(async () => emu.close());
   beforeEach(() => {
     emu.reset();
-    emu.setOptions({ faults: {}, rateLimit: 1000, duplicateIdempotentId: 'conflict', clock: () => Date.now(), tokenTtlSeconds: 7200 });
+    emu.setOptions({ faults: {}, rateLimit: 1000, duplicateIdempotentId: 'conflict', revokeReply: 'full', clock: () => Date.now(), tokenTtlSeconds: 7200 });
   });
 
   it('200 concurrent calls with an empty cache fetch the token once', async () => {
@@ -138,5 +138,23 @@ describe('Feishu client against the emulator (real HTTP)', () => {
     expect(emu.ledger()[0]!.status).toBe(4);
     const again = await c.revokeApproval(approvalId, 'leave', { lookup: { employeeType: 'employee_id', userId: a.user_id, date: a.date, startTime: a.leaves[0].start_time, endTime: a.leaves[0].end_time } });
     expect(again.alreadyRevoked).toBe(true);
+  });
+
+  it('revoke: a reply without a status is not success; it counts only once a lookup shows the item withdrawn', async () => {
+    const c = client(emu, { maxAttempts: 2 });
+    const a = approval();
+    const lookup = { employeeType: 'employee_id' as const, userId: a.user_id, date: a.date, startTime: a.leaves[0].start_time, endTime: a.leaves[0].end_time };
+    const { approvalId } = await c.createUserApproval('employee_id', a);
+    // Code 0, no status, nothing changed: the approval is still in force, so the revoke fails.
+    emu.setOptions({ revokeReply: 'no-status-unapplied' });
+    const err = await c.revokeApproval(approvalId, 'leave', { lookup }).catch((e: unknown) => e);
+    expect(isFeishuError(err) && err.code).toBe('FEISHU_BAD_RESPONSE');
+    expect(isFeishuError(err) && err.retryable).toBe(true);
+    expect(emu.ledger()[0]!.status).toBe(2);
+    // Code 0, no status, the revoke applied: the retry is refused, and the lookup confirms it.
+    emu.setOptions({ revokeReply: 'no-status' });
+    const done = await c.revokeApproval(approvalId, 'leave', { lookup });
+    expect(done).toMatchObject({ approvalId, alreadyRevoked: true });
+    expect(emu.ledger()[0]!.status).toBe(4);
   });
 });

@@ -73,6 +73,11 @@ describe('watermarkLagSeconds', () => {
     expect(watermarkLagSeconds('12345', 'UTC', now)).toBeNull();
     expect(watermarkLagSeconds(null, 'UTC', now)).toBeNull();
   });
+
+  it('a watermark ahead of the clock shows as negative lag, not as 0', () => {
+    const now = Date.parse('2026-06-01T02:00:00Z');
+    expect(watermarkLagSeconds('2099-01-01 00:00:00.000000', 'Asia/Shanghai', now)).toBeLessThan(-365 * 86_400);
+  });
 });
 
 describe('`run` with metrics: /metrics and /healthz over HTTP', () => {

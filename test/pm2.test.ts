@@ -9,6 +9,7 @@ import YAML from 'yaml';
 import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
 import { prepareSample } from './helpers/pipeline.js';
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
+import { sampleNow, sqlTime } from '../src/sample/index.js';
 
 const run = promisify(execFile);
 const PM2 = path.resolve('node_modules/pm2/bin/pm2');
@@ -140,7 +141,7 @@ describe('pm2', () => {
     // The new leader took over only after the old one had let go.
     expect(text.indexOf('"message":"worker stopped"')).toBeGreaterThan(-1);
     expect(text.indexOf('"message":"worker stopped"')).toBeLessThan(acquired[1]!);
-    await db.db('leave_requests').orderBy('id').limit(1).update({ status: 'approved', deleted_at: null, reason: 'pm2 reload 之后', updated_at: '2099-01-01 00:00:00.000000' });
+    await db.db('leave_requests').orderBy('id').limit(1).update({ status: 'approved', deleted_at: null, reason: 'pm2 reload 之后', updated_at: sqlTime(sampleNow()) });
     const synced = Date.now() + 30_000;
     while (Date.now() < synced && !emu.ledger().some((e) => e.item.reason === 'pm2 reload 之后')) await new Promise((r) => setTimeout(r, 200));
     expect(emu.ledger().some((e) => e.item.reason === 'pm2 reload 之后')).toBe(true);

@@ -241,6 +241,12 @@ export const configSchema = z
         schedule: cronExpression.default('*/1 * * * *').describe('node-cron schedule of `run` (seconds field optional)'),
         page_size: z.number().int().min(1).max(10_000).default(500).describe('rows per keyset page'),
         lookback_seconds: z.number().int().min(0).default(600).describe('re-read window behind the watermark, for late commits'),
+        future_margin_seconds: z
+          .number()
+          .int()
+          .min(0)
+          .default(300)
+          .describe("rows whose cursor time is later than the source database's now() plus this are held back (the watermark stops before them) and reported"),
         namespace: z
           .string()
           .regex(/^[A-Za-z0-9]{1,12}$/, { message: '1–12 letters or digits' })
@@ -248,6 +254,12 @@ export const configSchema = z
           .describe('idempotency namespace: part of every idempotent_id; never change it after going live'),
         rescan_window_days: z.number().int().min(0).max(400).default(45).describe('rescan compares records with effective dates in the last N days (0: off)'),
         rescan_schedule: cronExpression.default('17 3 * * *').describe('when `run` rescans (catches untrustworthy timestamps and hard deletes)'),
+        max_revoke_fraction: z
+          .number()
+          .min(0)
+          .max(1)
+          .default(0.5)
+          .describe('a rescan that finds more than this fraction of the records Feishu holds in its window gone from the source revokes nothing (an empty source?) unless `once --rescan --allow-mass-revoke`'),
         lock_lease_seconds: z.number().int().min(5).default(30).describe('leader lease; a standby takes over within lease + one poll'),
         shutdown_timeout_ms: z.number().int().min(500).default(8_000).describe('graceful shutdown deadline (pm2 kill_timeout must be larger)'),
         start_from: z
@@ -262,9 +274,11 @@ export const configSchema = z
         schedule: '*/1 * * * *',
         page_size: 500,
         lookback_seconds: 600,
+        future_margin_seconds: 300,
         namespace: 'fas',
         rescan_window_days: 45,
         rescan_schedule: '17 3 * * *',
+        max_revoke_fraction: 0.5,
         lock_lease_seconds: 30,
         shutdown_timeout_ms: 8_000,
       })

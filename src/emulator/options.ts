@@ -19,6 +19,12 @@ export interface EmulatorOptions {
   duplicateIdempotentId: 'conflict' | 'replay';
   /** What revoking an item that is not approved gets. */
   revokeTwice: 'error' | 'ok';
+  /**
+   * The answer to a revoke (process). `full` as documented; `no-status` applies the revoke and
+   * answers code 0 without approval_info.status; `no-status-unapplied` answers the same and
+   * changes nothing. The documentation does not say this never happens.
+   */
+  revokeReply: 'full' | 'no-status' | 'no-status-unapplied';
   /** Fault probabilities per attendance call, e.g. `5xx=0.02,drop=0.02,stored-then-failed=0.02`. */
   faults: FaultSpec;
   seed: number;
@@ -57,6 +63,7 @@ export const DEFAULT_OPTIONS: Readonly<EmulatorOptions> = Object.freeze({
   strict: false,
   duplicateIdempotentId: 'conflict',
   revokeTwice: 'error',
+  revokeReply: 'full',
   faults: {},
   seed: 1,
   slowMs: 15_000,

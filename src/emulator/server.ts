@@ -390,6 +390,7 @@ export class EmulatorServer {
     if (p.status !== 4) return this.violation('status', 'only 4 (revoke) is allowed for leave, out, overtime and trip');
     // A sealed (封账) period can no more be changed by a revoke than by a create.
     if (this.opts.sealedUntil && entry.date < this.opts.sealedUntil) return fail(400, 1220600, 'the attendance result has been sealed and can not modify');
+    if (this.opts.revokeReply === 'no-status-unapplied') return ok({ approval_info: { approval_id: entry.approvalId, approval_type: p.approval_type } });
     if (entry.status !== 2) {
       if (this.opts.revokeTwice === 'ok') return ok({ approval_info: { approval_id: entry.approvalId, approval_type: p.approval_type, status: entry.status } });
       return fail(400, 1220600, 'the approval is not in an approved state and can not be revoked');
@@ -397,6 +398,7 @@ export class EmulatorServer {
     entry.status = 4;
     entry.revokedAt = this.now();
     this.stats_.revoked++;
+    if (this.opts.revokeReply === 'no-status') return ok({ approval_info: { approval_id: entry.approvalId, approval_type: p.approval_type } });
     return ok({ approval_info: { approval_id: entry.approvalId, approval_type: p.approval_type, status: 4 } });
   }
 

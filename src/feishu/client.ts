@@ -529,9 +529,17 @@ function parseQuery(res: RawResponse): QueryUserApprovalsResult {
   return { user_approvals: list as QueriedUserApproval[] };
 }
 
+/**
+ * The status a revoke left the approval in. Only a reply that says withdrawn (4, or 3 in the
+ * process response's own labels) confirms it: a reply without a status, or with another one,
+ * is an error, so the revoke is retried and, if refused then, confirmed by a lookup.
+ */
 function parseProcessStatus(res: RawResponse): number {
   const info = dataOf(res)?.approval_info as { status?: unknown } | undefined;
-  return typeof info?.status === 'number' ? info.status : 4;
+  const status = info?.status;
+  if (typeof status !== 'number') throw badResponse('process', res, 'process response without approval_info.status', true);
+  if (status !== 4 && status !== 3) throw badResponse('process', res, `process response with approval_info.status ${status}: the approval is not withdrawn`, true);
+  return status;
 }
 
 function ambiguous(original: FeishuError, why: string): FeishuError {

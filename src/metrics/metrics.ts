@@ -11,7 +11,7 @@ export class Metrics {
 
   readonly records = new client.Counter({
     name: 'attendance_sync_records_total',
-    help: 'Source records processed, by kind and planning outcome (created, revoked, unchanged, invalid, inactive)',
+    help: 'Source records processed, by kind and planning outcome (created, revoked, unchanged, invalid, inactive, future: held back, revokesRefused)',
     labelNames: ['kind', 'outcome'] as const,
     registers: [this.registry],
   });
@@ -63,7 +63,14 @@ export class Metrics {
 
   readonly watermarkLag = new client.Gauge({
     name: 'attendance_sync_watermark_lag_seconds',
-    help: 'Now minus the watermark of each kind (timestamp cursors only)',
+    help: 'Now minus the watermark of each kind (timestamp cursors only); negative when the watermark is ahead of the clock',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly futureRows = new client.Gauge({
+    name: 'attendance_sync_future_rows',
+    help: "Rows the last cycle held back because their cursor time is beyond the source database's clock",
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });

@@ -11,8 +11,9 @@ import { mapContextFor, mapRow, type MappedRow } from '../mapping/map.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { addCounts, emptyPlanCounts, planRows, type PlanCounts } from '../plan/plan.js';
 import { Sender, type SendCounts } from '../send/sender.js';
-import { compareCursors, existingKeys, iterateChanged, readByEffectiveDate, type Cursor } from '../source/extract.js';
+import { compareCursors, cursorTimeMs, existingKeys, iterateChanged, readByEffectiveDate, sourceNow, type Cursor } from '../source/extract.js';
 import { activeKeysInDateRange } from '../state/records.js';
+import { cursorColumn } from '../source/relation.js';
 import { finishRun, startRun } from '../state/runs.js';
 import { outboxDepth, oldestPending } from '../state/syncRecords.js';
 import type { StateTables } from '../state/tables.js';
@@ -89,14 +90,14 @@ function clientDelta(now: ClientFigures, before: ClientFigures): ClientFigures {
   };
 }
 
-/** Seconds from a timestamp watermark to now; null for id cursors and values that are not times. */
+/**
+ * Seconds from a timestamp watermark to now; null for id cursors and values that are not
+ * times. Negative when the watermark is ahead of the clock (a future updated_at it passed):
+ * shown as it is, never as 0, which would look like a worker that is up to date.
+ */
 export function watermarkLagSeconds(cursorValue: string | null, zone: string, now = Date.now()): number | null {
-  if (cursorValue === null || /^-?\d+$/.test(cursorValue)) return null;
-  const text = cursorValue.trim();
-  let dt = DateTime.fromSQL(text, { zone });
-  if (!dt.isValid) dt = DateTime.fromISO(text, { zone });
-  if (!dt.isValid) return null;
-  return Math.max(0, Math.round((now - dt.toMillis()) / 1000));
+  const ms = cursorTimeMs(cursorValue, zone);
+  return ms === null ? null : Math.round((now - ms) / 1000);
 }
 
 async function watermarkLags(deps: PipelineDeps): Promise<Partial<Record<Kind, number>>> {
@@ -183,7 +184,9 @@ async function extractKind(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig, t
     states.set(kind, ls);
   }
   const lookbackSeconds = ls.settled ? 0 : deps.config.sync.lookback_seconds;
-  const pages = iterateChanged(deps.source, cfg, position, { pageSize: deps.config.sync.page_size, lookbackSeconds, floor: await startFloor(deps, kind, cfg) });
+  const zone = cfg.time_zone ?? deps.config.source.time_zone;
+  const horizon = cfg.cursor.mode === 'updated_at' ? { atMs: (await sourceNow(deps.source)) + deps.config.sync.future_margin_seconds * 1000, zone } : undefined;
+  const pages = iterateChanged(deps.source, cfg, position, { pageSize: deps.config.sync.page_size, lookbackSeconds, floor: await startFloor(deps, kind, cfg), horizon });
   for (;;) {
     let t0 = performance.now();
     const step = await pages.next();
@@ -196,6 +199,15 @@ async function extractKind(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig, t
     }
     // Lookback pages re-read rows behind the watermark: it only ever moves forward.
     const next = page.last && (!position || compareCursors(page.last, position) > 0) ? page.last : null;
+    for (const row of page.held ?? []) {
+      deps.logger.warn('source row with a cursor time beyond the source clock: held back, the watermark stops before it (fix the value; the rescan still syncs the row)', {
+        kind,
+        sourceKey: row[cfg.key] ?? null,
+        cursor: row[cursorColumn(cfg)] ?? null,
+        horizon: DateTime.fromMillis(horizon?.atMs ?? 0).setZone(zone).toFormat('yyyy-MM-dd HH:mm:ss'),
+      });
+    }
+    total.future += page.held?.length ?? 0;
     t0 = performance.now();
     const mapped = mapRows(deps, kind, cfg, page.rows);
     timings.mapMs += performance.now() - t0;
@@ -219,7 +231,7 @@ export async function rescanKind(
   kind: Kind,
   cfg: AnyKindConfig,
   window: { from: string; to: string },
-  opts: { signal?: AbortSignal; dryRun?: boolean; detectDeletes?: boolean; onPage?: (counts: PlanCounts) => void } = {},
+  opts: { signal?: AbortSignal; dryRun?: boolean; detectDeletes?: boolean; allowMassRevoke?: boolean; onPage?: (counts: PlanCounts) => void } = {},
 ): Promise<PlanCounts> {
   const total = emptyPlanCounts();
   const seen = new Set<string>();
@@ -232,11 +244,24 @@ export async function rescanKind(
     opts.onPage?.(counts);
   }
   if (opts.detectDeletes === false) return total;
-  const held = (await activeKeysInDateRange(deps.state, deps.t, kind, window.from, window.to)).filter((k) => !seen.has(k));
+  const inFeishu = await activeKeysInDateRange(deps.state, deps.t, kind, window.from, window.to);
+  const held = inFeishu.filter((k) => !seen.has(k));
   if (held.length > 0) {
     // Not in the window any more: moved out of it, or gone. Only the gone ones are revoked.
     const still = await existingKeys(deps.source, cfg, held);
     const gone = held.filter((k) => !still.has(k));
+    // A source that is momentarily empty (truncate and reload, failover to an empty replica)
+    // looks like everything deleted: past the threshold nothing is revoked without the
+    // operator's word. A single record is never a mass revoke.
+    const limit = Math.max(1, deps.config.sync.max_revoke_fraction * inFeishu.length);
+    if (gone.length > limit && !opts.allowMassRevoke) {
+      deps.logger.error(
+        `rescan refused to revoke ${gone.length} of the ${inFeishu.length} ${kind} records Feishu holds in the window: they are gone from the source, more than sync.max_revoke_fraction (${deps.config.sync.max_revoke_fraction}); nothing revoked. Check the source; if the deletions are real, run \`attendance-sync once --rescan --allow-mass-revoke\``,
+        { kind, gone: gone.length, held: inFeishu.length, window },
+      );
+      total.revokesRefused += gone.length;
+      return total;
+    }
     if (gone.length > 0) {
       const deleted: MappedRow[] = gone.map((k) => ({ outcome: 'inactive', kind, sourceKey: k, reason: 'deleted' }));
       addCounts(total, await planRows(planDeps(deps), kind, deleted, { dryRun: opts.dryRun }));
@@ -257,7 +282,7 @@ export function rescanWindow(config: ResolvedConfig, now = DateTime.now()): { fr
  * One sync cycle: extract → map → plan for every kind (and a rescan when asked), then send
  * until nothing is due. Ends with one summary log line and a row in the runs table.
  */
-export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal; rescan?: boolean; send?: boolean } = {}): Promise<CycleResult> {
+export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal; rescan?: boolean; send?: boolean; allowMassRevoke?: boolean } = {}): Promise<CycleResult> {
   const started = Date.now();
   const runId = await startRun(deps.state, deps.t, { type: 'cycle', host: os.hostname(), pid: process.pid, now: started });
   const clientBefore = clientTotals(deps.client);
@@ -272,7 +297,7 @@ export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal;
       const counts = await reevaluateInvalid(deps, kind, cfg, opts.signal);
       addCounts(counts, await extractKind(deps, kind, cfg, timings, opts.signal));
       if (opts.rescan && deps.config.sync.rescan_window_days > 0) {
-        addCounts(counts, await rescanKind(deps, kind, cfg, rescanWindow(deps.config), { signal: opts.signal }));
+        addCounts(counts, await rescanKind(deps, kind, cfg, rescanWindow(deps.config), { signal: opts.signal, allowMassRevoke: opts.allowMassRevoke === true }));
         await setLastRescan(deps.state, deps.t, kind, Date.now());
       }
       kinds[kind] = counts;
@@ -290,7 +315,7 @@ export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal;
   const depth = await outboxDepth(deps.state, deps.t).catch(() => -1);
   // Operations still waiting after a sending cycle (Feishu down, backing off) were planned but not sent.
   const unsent = opts.send !== false && depth > 0;
-  const outcome: CycleResult['outcome'] = error ? 'failed' : send.failed + send.dead + send.halted > 0 || unsent ? 'partial' : 'ok';
+  const outcome: CycleResult['outcome'] = error ? 'failed' : send.failed + send.dead + send.halted + plan.revokesRefused > 0 || unsent ? 'partial' : 'ok';
   const oldest = await oldestPending(deps.state, deps.t).catch(() => null);
   const oldestPendingSeconds = oldest ? Math.max(0, Math.round((Date.now() - oldest.createdAt) / 1000)) : 0;
   const lags = await watermarkLags(deps).catch(() => ({}) as Partial<Record<Kind, number>>);
@@ -304,6 +329,7 @@ export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal;
     m.cycleDuration.observe(durationMs / 1000);
     m.oldestPendingAge.set(oldestPendingSeconds);
     for (const [kind, lag] of Object.entries(lags)) m.watermarkLag.set({ kind }, lag);
+    for (const [kind, c] of Object.entries(kinds)) m.futureRows.set({ kind }, c.future);
     if (outcome === 'ok') m.lastSuccess.set(Date.now() / 1000);
     m.rateLimited.inc(client.rateLimited);
     m.retries.inc(client.retries);

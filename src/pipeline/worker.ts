@@ -10,6 +10,7 @@ import { isUpToDate } from '../state/migrate.js';
 import { createLeaderLock, type LeaderLock } from '../state/lock.js';
 import { reclaimOrphanedLeases } from '../state/syncRecords.js';
 import { ensureTenant, tenantOf } from '../state/tenant.js';
+import { markCrashedRuns } from '../state/runs.js';
 import type { PipelineDeps } from './cycle.js';
 
 export interface Pipeline {
@@ -78,6 +79,8 @@ export async function openPipeline(
         }
         const n = await reclaimOrphanedLeases(dbs.state, dbs.tables);
         if (n > 0) logger.warn('returned operations a previous worker left in flight', { count: n });
+        const crashed = await markCrashedRuns(dbs.state, dbs.tables);
+        if (crashed > 0) logger.warn('marked runs a previous worker left running as crashed', { count: crashed });
       }
       return got;
     },

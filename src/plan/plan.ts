@@ -29,10 +29,14 @@ export interface PlanCounts {
   unchanged: number;
   inactive: number;
   invalid: number;
+  /** Rows held back because their cursor time is beyond the source's clock (not planned). */
+  future: number;
+  /** Revokes of records gone from the source that a rescan refused to plan (too many at once). */
+  revokesRefused: number;
 }
 
 export function emptyPlanCounts(): PlanCounts {
-  return { read: 0, created: 0, revoked: 0, superseded: 0, unchanged: 0, inactive: 0, invalid: 0 };
+  return { read: 0, created: 0, revoked: 0, superseded: 0, unchanged: 0, inactive: 0, invalid: 0, future: 0, revokesRefused: 0 };
 }
 
 export function addCounts<T extends object>(into: T, more: T): T {
@@ -65,14 +69,17 @@ class DryRun extends Error {}
 
 /**
  * Rows of one page that share a key (a join that multiplies rows) would each win in turn;
- * when they differ, the key is invalid until the source is fixed.
+ * when they differ, the key is invalid until the source is fixed. Rows without a key are one
+ * invalid record (they cannot be told apart): written once per page, not once per row.
  */
 function dedupe(kind: Kind, mapped: readonly MappedRow[]): MappedRow[] {
   const byKey = new Map<string, MappedRow[]>();
   const out: MappedRow[] = [];
+  let keyless = false;
   for (const m of mapped) {
     if (m.sourceKey === null) {
-      out.push(m);
+      if (!keyless) out.push(m);
+      keyless = true;
       continue;
     }
     const list = byKey.get(m.sourceKey) ?? [];

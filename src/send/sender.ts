@@ -20,6 +20,7 @@ import {
   OP_STATUS,
   regenerateCreate,
   releaseLeases,
+  renewLeases,
   type SyncRecord,
 } from '../state/syncRecords.js';
 import { idempotencyKey } from '../plan/version.js';
@@ -124,6 +125,15 @@ export class Sender {
     const sent = new SentBuffer(this.o.state, this.o.t, this.o.owner);
     const stop = () => signal?.aborted === true || this.halted !== null;
     let claiming: Promise<number> | null = null;
+    // Claimed and not yet recorded (queued or in flight): their leases are renewed while the
+    // drain runs, and the claim never hands them out again.
+    const held = new Set<number>();
+    let renewing: Promise<unknown> = Promise.resolve();
+    const renewal = setInterval(() => {
+      renewing = renewing
+        .then(() => (held.size > 0 ? renewLeases(this.o.state, this.o.t, this.o.owner, [...held], { leaseMs: this.o.leaseMs }) : 0))
+        .catch((err: unknown) => this.o.logger.warn('could not renew the leases of operations in flight', { error: describeError(err) }));
+    }, Math.max(50, Math.floor(this.o.leaseMs / 3)));
     let inFlight = 0;
     // Bumped whenever an operation finishes: it may unblock the next operation of its key.
     let finished = 0;
@@ -132,7 +142,8 @@ export class Sender {
       claiming ??= (async () => {
         const mark = finished;
         await sent.flush(); // a sent revoke must show as sent before its key's next operation can be claimed
-        const batch = await claimDue(this.o.state, this.o.t, { owner: this.o.owner, limit: this.o.concurrency * 4, leaseMs: this.o.leaseMs });
+        const batch = await claimDue(this.o.state, this.o.t, { owner: this.o.owner, limit: this.o.concurrency * 4, leaseMs: this.o.leaseMs, exclude: [...held] });
+        for (const op of batch) held.add(op.id);
         queue.push(...batch);
         if (batch.length === 0) claimedAtFinished = mark;
         return batch.length;
@@ -144,6 +155,7 @@ export class Sender {
       try {
         await this.sendOne(op, counts, sent, signal);
       } finally {
+        held.delete(op.id);
         inFlight--;
         finished++;
       }
@@ -189,6 +201,8 @@ export class Sender {
     } catch (err) {
       failure = err;
     } finally {
+      clearInterval(renewal);
+      await renewing;
       await sent.flush().catch((err: unknown) => (failure ??= err));
       // Operations claimed but never started (shutdown, halt) go back to pending at once.
       await releaseLeases(this.o.state, this.o.t, this.o.owner, { ids: queue.map((q) => q.id) }).catch(() => 0);

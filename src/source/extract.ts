@@ -19,6 +19,39 @@ export interface Page {
   readonly rows: SourceRow[];
   /** Position of the page's last row (null for an empty page). */
   readonly last: Cursor | null;
+  /** Rows held back: their cursor time lies beyond the horizon (see `iterateChanged`). */
+  readonly held?: SourceRow[];
+}
+
+/**
+ * A cursor value as epoch ms: zone-less text in `zone`, text with an offset as written, a
+ * Date as is. Null for numbers (epochs and version counters are not told apart) and for text
+ * that is not a time.
+ */
+export function cursorTimeMs(value: unknown, zone: string): number | null {
+  if (value instanceof Date) return value.getTime();
+  if (value === null || value === undefined || typeof value === 'number' || typeof value === 'bigint') return null;
+  const text = String(value).trim();
+  if (/^-?\d+(\.\d+)?$/.test(text)) return null;
+  let dt = DateTime.fromSQL(text, { zone });
+  if (!dt.isValid) dt = DateTime.fromISO(text, { zone });
+  return dt.isValid ? dt.toMillis() : null;
+}
+
+/** The source database's own clock, epoch ms: the reference for cursor times it stores. */
+export async function sourceNow(db: Knex): Promise<number> {
+  const dialect = dialectOf(db);
+  const sql =
+    dialect === 'pg'
+      ? 'SELECT extract(epoch from clock_timestamp()) * 1000 AS ms'
+      : dialect === 'mysql'
+        ? 'SELECT UNIX_TIMESTAMP(NOW(6)) * 1000 AS ms'
+        : "SELECT (julianday('now') - 2440587.5) * 86400000.0 AS ms";
+  const res = (await db.raw(sql)) as unknown;
+  const rows = dialect === 'pg' ? (res as { rows: Array<{ ms: unknown }> }).rows : dialect === 'mysql' ? (res as [Array<{ ms: unknown }>])[0] : (res as Array<{ ms: unknown }>);
+  const ms = Number(rows[0]?.ms);
+  if (!Number.isFinite(ms)) throw new Error('could not read the source database clock');
+  return Math.round(ms);
 }
 
 /**
@@ -91,7 +124,9 @@ export function pageQuery(db: Knex, cfg: AnyKindConfig, after: Cursor | null, op
   const idMode = cfg.cursor.mode === 'id';
   // A NULL cursor has no place in the keyset order (and would restart it): such rows are
   // read by the rescan of effective dates only; check-config warns about nullable cursors.
-  let q = sourceRelation(db, cfg).select('*').whereNotNull(col);
+  // NULL keys have no place in the keyset either (a position with a NULL key matches no row
+  // and restarts the read): `readPage` reads them apart, by cursor range.
+  let q = sourceRelation(db, cfg).select('*').whereNotNull(col).whereNotNull(key);
   if (idMode) {
     if (after?.key != null) q = q.where(key, '>', keyBinding(after.key));
     q = q.orderBy(key);
@@ -122,7 +157,8 @@ export async function readPage(
   db: Knex,
   cfg: AnyKindConfig,
   after: Cursor | null,
-  opts: { pageSize: number; inclusiveFrom?: string | null },
+  /** `keyless: false`: the caller knows there are no keyless rows to read (see `iterateChanged`). */
+  opts: { pageSize: number; inclusiveFrom?: string | null; keyless?: boolean },
 ): Promise<Page> {
   const col = cursorColumn(cfg);
   const key = cfg.key;
@@ -139,7 +175,23 @@ export async function readPage(
   const last = lastRow
     ? { value: idMode ? null : asCursorText(lastRow[col]), key: asCursorText(lastRow[key]) }
     : null;
+  if (!idMode && opts.keyless !== false) {
+    // Rows without a key in the cursor range this page covers: after `after` (or from
+    // `inclusiveFrom`) up to its last value if it is full, else to the end. Consecutive pages
+    // cover adjoining ranges, so each such row is read once per pass and planned as invalid
+    // (at most a page of them per page: memory stays bounded, and they are one invalid record).
+    let q = sourceRelation(db, cfg).select('*').whereNull(key).whereNotNull(col);
+    if (after?.value != null) q = q.where(col, '>', after.value);
+    else if (opts.inclusiveFrom != null) q = q.where(col, '>=', opts.inclusiveFrom);
+    if (rows.length >= opts.pageSize && last?.value != null) q = q.where(col, '<=', last.value);
+    rows = [...rows, ...((await q.orderBy(col).limit(opts.pageSize)) as SourceRow[])];
+  }
   return { rows, last };
+}
+
+/** Rows of a page that carry a key (the keyset counts only those). */
+function keyed(rows: readonly SourceRow[], key: string): number {
+  return rows.filter((r) => r[key] !== null && r[key] !== undefined).length;
 }
 
 /**
@@ -181,8 +233,14 @@ export async function* iterateChanged(
   db: Knex,
   cfg: AnyKindConfig,
   watermark: Cursor | null,
-  /** `floor`: where sync.start_from began the kind; the lookback never reads rows before it. */
-  opts: { pageSize: number; lookbackSeconds: number; floor?: string | null },
+  /**
+   * `floor`: where sync.start_from began the kind; the lookback never reads rows before it.
+   * `horizon`: rows whose cursor time is later than `atMs` (a typo such as 2099, an app
+   * server's fast clock) are held back and the read stops there. Passed, they would carry
+   * the watermark beyond every later change; held, they come in once their time is reached
+   * (and the rescan reads them by effective date meanwhile).
+   */
+  opts: { pageSize: number; lookbackSeconds: number; floor?: string | null; horizon?: { atMs: number; zone: string } | undefined },
 ): AsyncGenerator<Page> {
   let after: Cursor | null = watermark;
   let inclusiveFrom: string | null = null;
@@ -195,10 +253,31 @@ export async function* iterateChanged(
       inclusiveFrom = bound;
     }
   }
+  const col = cursorColumn(cfg);
+  const horizon = cfg.cursor.mode === 'updated_at' ? opts.horizon : undefined;
+  // One probe per pass instead of a query per page: keyless rows are rare (a query source
+  // would otherwise run twice for every page).
+  let probe = sourceRelation(db, cfg).select(cfg.key).whereNull(cfg.key).whereNotNull(col);
+  if (after?.value != null) probe = probe.where(col, '>', after.value);
+  else if (inclusiveFrom != null) probe = probe.where(col, '>=', inclusiveFrom);
+  const keyless = cfg.cursor.mode === 'updated_at' && (await probe.first()) !== undefined;
   for (;;) {
-    const page = await readPage(db, cfg, after, { pageSize: opts.pageSize, inclusiveFrom });
+    let page = await readPage(db, cfg, after, { pageSize: opts.pageSize, inclusiveFrom, keyless });
+    const full = keyed(page.rows, cfg.key) >= opts.pageSize;
+    const beyond = (v: unknown) => horizon !== undefined && (cursorTimeMs(v, horizon.zone) ?? -Infinity) > horizon.atMs;
+    // Keyed rows come in cursor order: only a page whose last one is beyond holds any back.
+    // (Keyless rows never move the watermark; they are planned as invalid either way.)
+    if (page.last?.value != null && beyond(page.last.value)) {
+      const isHeld = (r: SourceRow) => r[cfg.key] !== null && r[cfg.key] !== undefined && beyond(r[col]);
+      const rows = page.rows.filter((r) => !isHeld(r));
+      const lastRow = [...rows].reverse().find((r) => r[cfg.key] !== null && r[cfg.key] !== undefined);
+      const last = lastRow ? { value: asCursorText(lastRow[col]), key: asCursorText(lastRow[cfg.key]) } : null;
+      page = { rows, last, held: page.rows.filter(isHeld) };
+      yield page;
+      return;
+    }
     if (page.rows.length > 0) yield page;
-    if (page.rows.length < opts.pageSize || !page.last) return;
+    if (!full || !page.last) return;
     after = page.last;
     inclusiveFrom = null;
   }
@@ -232,13 +311,16 @@ export async function* readByEffectiveDate(
       const q = sourceRelation(db, cfg).select('*').where(col, '>=', `${opts.from} 00:00:00`);
       return upper === null ? q : q.andWhere(col, '<', `${upper} 00:00:00`);
     };
-    let q = inWindow();
+    // Keyset on the key, NULL keys apart: the first page also brings the window's keyless rows.
+    let q = inWindow().whereNotNull(cfg.key);
     if (afterKey !== null) q = q.andWhere(cfg.key, '>', keyBinding(afterKey));
     let rows = (await q.orderBy(cfg.key).limit(opts.pageSize)) as SourceRow[];
     if (rows.length >= opts.pageSize) rows = await completeLastKey(rows, cfg.key, async (k) => (await inWindow().andWhere(cfg.key, k)) as SourceRow[]);
-    if (rows.length > 0) yield rows;
     const last = rows[rows.length - 1];
-    if (rows.length < opts.pageSize || !last) return;
+    const full = rows.length >= opts.pageSize;
+    if (afterKey === null) rows = [...rows, ...((await inWindow().whereNull(cfg.key).orderBy(col).limit(opts.pageSize)) as SourceRow[])];
+    if (rows.length > 0) yield rows;
+    if (!full || !last) return;
     afterKey = asCursorText(last[cfg.key]);
   }
 }

@@ -4,7 +4,7 @@ import { fromJson, toMillis } from './values.js';
 import { sanitizeErrorText } from '../log/redact.js';
 
 export type RunType = 'cycle' | 'backfill' | 'retry';
-export type RunOutcome = 'running' | 'ok' | 'failed' | 'partial' | 'interrupted';
+export type RunOutcome = 'running' | 'ok' | 'failed' | 'partial' | 'interrupted' | 'crashed';
 
 export interface Run {
   readonly id: number;
@@ -51,7 +51,14 @@ export async function lastRuns(db: Knex, t: StateTables, n = 5): Promise<Run[]> 
   }));
 }
 
-/** Runs a crash left 'running' (started before `olderThan`) are marked interrupted. */
-export async function markInterruptedRuns(db: Knex, t: StateTables, olderThan: number, now = Date.now()): Promise<number> {
-  return db(t.runs).where({ outcome: 'running' }).andWhere('started_at', '<', olderThan).update({ outcome: 'interrupted', finished_at: now });
+/**
+ * Runs left 'running' by a worker that died (SIGKILL, OOM, power loss) are marked crashed.
+ * Called by whoever has just taken the leader lock: every run is started under that lock, so
+ * no run can still be going. Returns how many.
+ */
+export async function markCrashedRuns(db: Knex, t: StateTables, now = Date.now()): Promise<number> {
+  return db(t.runs)
+    .where({ outcome: 'running' })
+    .andWhere('started_at', '<=', now)
+    .update({ outcome: 'crashed', finished_at: now, error: 'the worker ended without finishing this run (killed or crashed)' });
 }

@@ -206,7 +206,7 @@ function isLockConflict(err: unknown): boolean {
 export async function claimDue(
   db: Knex,
   t: StateTables,
-  opts: { owner: string; limit: number; now?: number; leaseMs: number; kinds?: readonly Kind[] },
+  opts: { owner: string; limit: number; now?: number; leaseMs: number; kinds?: readonly Kind[]; exclude?: readonly number[] },
 ): Promise<SyncRecord[]> {
   const now = opts.now ?? Date.now();
   const dialect = dialectFor(db);
@@ -239,7 +239,12 @@ export async function claimDue(
       // A plain read first: a locking scan of the 'sending' range would take gap locks that
       // other claimers' status updates run into (MySQL), and expired leases are rare.
       const anyExpired = await trx(t.syncRecords).where('status', OP_STATUS.SENDING).andWhere('lease_until', '<', now).first('id');
-      const expired = anyExpired ? await scan(OP_STATUS.SENDING, (q) => q.andWhere('s.lease_until', '<', now), opts.limit) : [];
+      // The claimer's own operations still in flight are never taken back, whatever their
+      // lease says: that would send them a second time while the first call is still going.
+      const exclude = opts.exclude ?? [];
+      const expired = anyExpired
+        ? await scan(OP_STATUS.SENDING, (q) => (exclude.length > 0 ? q.whereNotIn('s.id', exclude as number[]) : q).andWhere('s.lease_until', '<', now), opts.limit)
+        : [];
       const due = expired.length < opts.limit ? await scan(OP_STATUS.PENDING, (q) => q.andWhere('s.next_attempt_at', '<=', now), opts.limit - expired.length) : [];
       const found = [...expired, ...due];
       const ids = found.map((r) => Number(r.id)).sort((a, b) => a - b);
@@ -261,6 +266,23 @@ export async function claimDue(
     }
     throw err;
   }
+}
+
+/**
+ * Extend the leases `owner` holds on these operations (claimed and not yet recorded): a call
+ * that outlasts the lease (rate-limit waits, retries inside the client) keeps its claim.
+ * Returns how many leases were extended.
+ */
+export async function renewLeases(db: Knex, t: StateTables, owner: string, ids: readonly number[], o: { leaseMs: number; now?: number }): Promise<number> {
+  const now = o.now ?? Date.now();
+  let n = 0;
+  for (const part of chunks(ids)) {
+    n += await db(t.syncRecords)
+      .whereIn('id', part)
+      .andWhere({ status: OP_STATUS.SENDING, lease_owner: owner })
+      .update({ lease_until: now + o.leaseMs });
+  }
+  return n;
 }
 
 function leased(db: Knex, t: StateTables, id: number, owner: string): Knex.QueryBuilder {

@@ -23,7 +23,8 @@ export function register(program: Command): void {
     .description('run one full sync cycle (extract, plan, send), then exit; non-zero if anything failed or is dead')
     .option('--rescan', 'also rescan the window of effective dates (sync.rescan_window_days)')
     .option('--no-send', 'plan only: write operations to the sync table without sending them')
-    .action(async (opts: { rescan?: boolean; send?: boolean }, cmd: Command) => {
+    .option('--allow-mass-revoke', 'with --rescan: revoke records gone from the source even beyond sync.max_revoke_fraction')
+    .action(async (opts: { rescan?: boolean; send?: boolean; allowMassRevoke?: boolean }, cmd: Command) => {
       const { config, logger } = loadContext(cmd);
       const p = await openPipeline(config, logger, { bindTenant: opts.send !== false });
       const abort = new AbortController();
@@ -35,7 +36,7 @@ export function register(program: Command): void {
           throw new AppError('LOCK_HELD', 'another worker holds the lock of this state database (is `attendance-sync run` active?); try again when it stops');
         }
         try {
-          const r = await runCycle(p.deps, { signal: abort.signal, rescan: opts.rescan === true, send: opts.send !== false });
+          const r = await runCycle(p.deps, { signal: abort.signal, rescan: opts.rescan === true, send: opts.send !== false, allowMassRevoke: opts.allowMassRevoke === true });
           setExitCode(cmd, r.outcome === 'ok' ? ExitCode.OK : ExitCode.RUNTIME);
           const trouble = onceTrouble(r);
           if (trouble) process.stderr.write(`attendance-sync once: ${trouble}\n`);

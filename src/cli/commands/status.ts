@@ -136,7 +136,11 @@ export function renderStatus(s: Awaited<ReturnType<typeof collectStatus>>): stri
   if (s.lastRuns.length === 0) out.push('  (none)');
   for (const r of s.lastRuns) {
     const c = (r.counts ?? {}) as Record<string, unknown>;
-    const figures = ['read', 'created', 'revoked', 'unchanged', 'invalid', 'sent', 'failed', 'dead'].map((k) => `${k} ${Number(c[k] ?? 0)}`).join(', ');
+    const figures = ['read', 'created', 'revoked', 'unchanged', 'invalid', 'sent', 'failed', 'dead']
+      .map((k) => `${k} ${Number(c[k] ?? 0)}`)
+      .concat(Number(c.future ?? 0) > 0 ? [`held back (future cursor) ${Number(c.future)}`] : [])
+      .concat(Number(c.revokesRefused ?? 0) > 0 ? [`revokes refused ${Number(c.revokesRefused)}`] : [])
+      .join(', ');
     out.push(`  #${r.id} ${r.type} ${when(r.startedAt)} ${r.outcome}${r.finishedAt ? ` in ${((r.finishedAt - r.startedAt) / 1000).toFixed(1)}s` : ''}: ${figures}${r.error ? ` — ${r.error}` : ''}`);
   }
   if (s.heldTotal > 0) {
