@@ -17,6 +17,7 @@ import { finishRun, startRun } from '../state/runs.js';
 import { outboxDepth, oldestPending } from '../state/syncRecords.js';
 import type { StateTables } from '../state/tables.js';
 import { getWatermark, setLastRescan } from '../state/watermarks.js';
+import { yieldToEventLoop } from './yield.js';
 
 export interface PipelineDeps {
   readonly config: ResolvedConfig;
@@ -200,6 +201,7 @@ async function extractKind(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig, t
     addCounts(total, await planRows(planDeps(deps), kind, mapped, { watermark: next }));
     timings.planMs += performance.now() - t0;
     if (next) position = next;
+    await yieldToEventLoop();
   }
   // Only a complete read counts towards settling the window.
   if (!signal?.aborted && (position?.value ?? null) === ls.value && (position?.key ?? null) === ls.key && readStarted > ls.since + 2 * lookbackMs) ls.settled = true;
@@ -227,6 +229,7 @@ export async function rescanKind(
     const counts = await planRows(planDeps(deps), kind, mapped, { dryRun: opts.dryRun });
     addCounts(total, counts);
     opts.onPage?.(counts);
+    await yieldToEventLoop();
   }
   if (opts.detectDeletes === false) return total;
   const held = (await activeKeysInDateRange(deps.state, deps.t, kind, window.from, window.to)).filter((k) => !seen.has(k));
