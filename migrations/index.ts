@@ -4,7 +4,8 @@ import { migration as m0002 } from './0002_records.js';
 import { migration as m0003 } from './0003_sync_records.js';
 import { migration as m0004 } from './0004_runs.js';
 import { migration as m0005 } from './0005_lock.js';
+import { migration as m0010 } from './0010_retention_index.js';
 
 /** Every migration, in order. Names are stable forever: knex records them as applied. */
-export const MIGRATIONS: readonly StateMigration[] = [m0001, m0002, m0003, m0004, m0005];
+export const MIGRATIONS: readonly StateMigration[] = [m0001, m0002, m0003, m0004, m0005, m0010];
 export type { StateMigration };

@@ -7,6 +7,7 @@ import { runCli } from './helpers/cli.js';
 import { migrateLatest, migrateRollback, migrationStatus, isUpToDate } from '../src/state/migrate.js';
 import { stateTables } from '../src/state/tables.js';
 import { dialectOf } from '../src/db/connect.js';
+import { MIGRATIONS } from '../migrations/index.js';
 
 const TABLES = ['watermarks', 'records', 'syncRecords', 'runs', 'lock'] as const;
 
@@ -57,7 +58,7 @@ describe.each(dialectsUnderTest())('state migrations on %s', (dialect) => {
 
   it('creates the five state tables, matching the committed schema snapshot', async () => {
     const applied = await migrateLatest(t.db, 'attendance_sync_');
-    expect(applied).toEqual(['0001_watermarks', '0002_records', '0003_sync_records', '0004_runs', '0005_lock']);
+    expect(applied).toEqual(['0001_watermarks', '0002_records', '0003_sync_records', '0004_runs', '0005_lock', '0010_retention_index']);
     const names = stateTables('attendance_sync_');
     const schema: Record<string, unknown> = {};
     for (const key of TABLES) {
@@ -74,7 +75,7 @@ describe.each(dialectsUnderTest())('state migrations on %s', (dialect) => {
   });
 
   it('a second prefix lives beside the first without colliding', async () => {
-    expect(await migrateLatest(t.db, 'other_')).toHaveLength(5);
+    expect(await migrateLatest(t.db, 'other_')).toHaveLength(MIGRATIONS.length);
     expect(await t.db.schema.hasTable('other_sync_records')).toBe(true);
     await migrateRollback(t.db, 'other_', { all: true });
     expect(await t.db.schema.hasTable('other_sync_records')).toBe(false);
@@ -83,10 +84,10 @@ describe.each(dialectsUnderTest())('state migrations on %s', (dialect) => {
 
   it('rollback removes the tables, and migrating again restores them', async () => {
     const undone = await migrateRollback(t.db, 'attendance_sync_', { all: true });
-    expect(undone).toHaveLength(5);
+    expect(undone).toHaveLength(MIGRATIONS.length);
     for (const key of TABLES) expect(await t.db.schema.hasTable(stateTables('attendance_sync_')[key])).toBe(false);
     expect(await isUpToDate(t.db, 'attendance_sync_')).toBe(false);
-    expect(await migrateLatest(t.db, 'attendance_sync_')).toHaveLength(5);
+    expect(await migrateLatest(t.db, 'attendance_sync_')).toHaveLength(MIGRATIONS.length);
   });
 });
 
@@ -103,7 +104,7 @@ describe.each(dialectsUnderTest())('`attendance-sync migrate` with no config fil
     const first = await runCli(['migrate'], { env, cwd });
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
-    expect(first.stdout).toMatch(/applied 5 migration\(s\)/);
+    expect(first.stdout).toMatch(new RegExp(`applied ${MIGRATIONS.length} migration\\(s\\)`));
     expect(await t.db.schema.hasTable('attendance_sync_sync_records')).toBe(true);
     const second = await runCli(['migrate'], { env, cwd });
     expect(second.code).toBe(0);

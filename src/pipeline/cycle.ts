@@ -12,7 +12,8 @@ import type { Metrics } from '../metrics/metrics.js';
 import { addCounts, emptyPlanCounts, planRows, type PlanCounts } from '../plan/plan.js';
 import { Sender, type SendCounts } from '../send/sender.js';
 import { compareCursors, existingKeys, iterateChanged, readByEffectiveDate, type Cursor } from '../source/extract.js';
-import { activeKeysInDateRange } from '../state/records.js';
+import { heldKeysPage } from '../state/records.js';
+import { applyRetention } from '../state/retention.js';
 import { finishRun, startRun } from '../state/runs.js';
 import { outboxDepth, oldestPending } from '../state/syncRecords.js';
 import type { StateTables } from '../state/tables.js';
@@ -221,29 +222,38 @@ export async function rescanKind(
   opts: { signal?: AbortSignal; dryRun?: boolean; detectDeletes?: boolean; onPage?: (counts: PlanCounts) => void } = {},
 ): Promise<PlanCounts> {
   const total = emptyPlanCounts();
-  const seen = new Set<string>();
   for await (const rows of readByEffectiveDate(deps.source, cfg, { ...window, pageSize: deps.config.sync.page_size })) {
     if (opts.signal?.aborted) return total;
     const mapped = mapRows(deps, kind, cfg, rows);
-    for (const m of mapped) if (m.sourceKey) seen.add(m.sourceKey);
     const counts = await planRows(planDeps(deps), kind, mapped, { dryRun: opts.dryRun });
     addCounts(total, counts);
     opts.onPage?.(counts);
     await yieldToEventLoop();
   }
   if (opts.detectDeletes === false) return total;
-  const held = (await activeKeysInDateRange(deps.state, deps.t, kind, window.from, window.to)).filter((k) => !seen.has(k));
-  if (held.length > 0) {
-    // Not in the window any more: moved out of it, or gone. Only the gone ones are revoked.
+  // Keys Feishu holds for the window, page by page (memory stays flat however many there
+  // are): one the source no longer has at all was deleted outright and is revoked; one that
+  // only moved out of the window is left alone.
+  let after: string | null = null;
+  for (;;) {
+    if (opts.signal?.aborted) return total;
+    const held = await heldKeysPage(deps.state, deps.t, kind, window.from, window.to, { after, limit: HELD_PAGE });
+    if (held.length === 0) break;
     const still = await existingKeys(deps.source, cfg, held);
     const gone = held.filter((k) => !still.has(k));
     if (gone.length > 0) {
       const deleted: MappedRow[] = gone.map((k) => ({ outcome: 'inactive', kind, sourceKey: k, reason: 'deleted' }));
       addCounts(total, await planRows(planDeps(deps), kind, deleted, { dryRun: opts.dryRun }));
     }
+    await yieldToEventLoop();
+    if (held.length < HELD_PAGE) break;
+    after = held[held.length - 1]!;
   }
   return total;
 }
+
+/** Held keys compared with the source per page. */
+const HELD_PAGE = 1000;
 
 export function rescanWindow(config: ResolvedConfig, now = DateTime.now()): { from: string; to: string } {
   const today = now.setZone(config.feishu.time_zone);
@@ -282,6 +292,12 @@ export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal;
       const t0 = performance.now();
       send = await sender(deps).drain(opts.signal);
       timings.sendMs += performance.now() - t0;
+    }
+    if (!opts.signal?.aborted) {
+      // Housekeeping must never fail a cycle: what is not deleted now is deleted next time.
+      await applyRetention(deps.state, deps.t, { retentionDays: deps.config.state.retention_days, between: yieldToEventLoop }).catch((err: unknown) =>
+        deps.logger.warn('retention failed; the next cycle tries again', { error: describeError(err) }),
+      );
     }
   } catch (err) {
     error = describeError(err);
