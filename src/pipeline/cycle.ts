@@ -198,6 +198,7 @@ async function extractKind(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig, t
     t0 = performance.now();
     const mapped = mapRows(deps, kind, cfg, page.rows);
     timings.mapMs += performance.now() - t0;
+    await yieldToEventLoop();
     t0 = performance.now();
     addCounts(total, await planRows(planDeps(deps), kind, mapped, { watermark: next }));
     timings.planMs += performance.now() - t0;
