@@ -76,7 +76,9 @@ function columnSql(db: Knex, c: Column): { sql: string; bindings: string[] } {
   // Characters, not bytes, on every dialect; PostgreSQL needs text for substr.
   if (d === 'pg') return { sql: `substr(CAST(?? AS text), 1, ${n})`, bindings: [c.name] };
   if (d === 'mysql') return { sql: `SUBSTRING(??, 1, ${n})`, bindings: [c.name] };
-  return { sql: `substr(??, 1, ${n})`, bindings: [c.name] };
+  // SQLite's substr stops at a NUL character: only a long value is cut, and as bytes (a
+  // character split at the end lies far beyond what the mapper keeps).
+  return { sql: `CASE WHEN length(CAST(?? AS BLOB)) > ${4 * n} THEN CAST(substr(CAST(?? AS BLOB), 1, ${4 * n}) AS TEXT) ELSE ?? END`, bindings: [c.name, c.name, c.name] };
 }
 
 function selectList(db: Knex, cfg: AnyKindConfig): Array<string | Knex.Raw> {
