@@ -179,7 +179,7 @@ describe.each(dialectsUnderTest())('hostile data under the deployed node argumen
       expect(bad.status).toBe('invalid');
       expect(bad.reasons).toMatch(/fields\.type \(column type_code\): holds 307200 bytes, more than the \d+ a mapped value may have/);
     }
-  });
+  }, 300_000);
 
   it('20,000 invalid rows: once completes, each row recorded and logged once, peak RSS bounded; a 50 ms timer keeps firing', async () => {
     const N = 20_000;
@@ -189,7 +189,7 @@ describe.each(dialectsUnderTest())('hostile data under the deployed node argumen
     } finally {
       await own.drop();
     }
-  });
+  }, 300_000);
 
   async function invalidRows(db: TestDatabase, N: number, dialect: string): Promise<void> {
     await prepareSample(db, { employees: 50, leaves: N, overtime: 0, trips: 0, outs: 0, approvedShare: 1, seed: 5, startDate: '2026-01-05', days: 300, batchSize: 500 });
@@ -239,7 +239,8 @@ describe('the SQLite lease during a long cycle of `run`', () => {
   });
 
   it('a second worker cannot take the lock while the cycle runs longer than the lease', async () => {
-    await prepareSample(db, { employees: 50, leaves: 20_000, overtime: 0, trips: 0, outs: 0, approvedShare: 1, seed: 6, startDate: '2026-01-05', days: 300, batchSize: 500 });
+    // Enough rows that the cycle outlasts the 5 s lease even on an idle machine (~12 s there).
+    await prepareSample(db, { employees: 50, leaves: 40_000, overtime: 0, trips: 0, outs: 0, approvedShare: 1, seed: 6, startDate: '2026-01-05', days: 300, batchSize: 500 });
     await db.db('leave_requests').update({ leave_type_code: 'NOPE' });
     const raw = YAML.parse(fs.readFileSync('config/attendance-sync.example.sqlite.yaml', 'utf8'));
     raw.kinds = { leave: raw.kinds.leave };
@@ -279,5 +280,5 @@ describe('the SQLite lease during a long cycle of `run`', () => {
     expect(beats.size).toBeGreaterThanOrEqual(3);
     c.kill('SIGTERM');
     expect(await new Promise((r) => c.on('close', r))).toBe(0);
-  });
+  }, 300_000);
 });
