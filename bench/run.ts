@@ -9,7 +9,9 @@
  * Sections: throughput (50/s limit, PostgreSQL), e2e (no limit, PostgreSQL and MariaDB, share
  * of time per stage), rss (peak RSS draining a backlog, one child process per size), idle (an
  * idle poll over a large source: EXPLAIN and time), backfill (one year for N employees
- * against the floor set by 50 calls/s).
+ * against the floor set by 50 calls/s), hostile (peak RSS of `once` under the deployed node
+ * arguments on each database: 100,000 invalid rows, and a page of rows with an unused 10 MB
+ * column).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,7 +21,8 @@ import { Command } from 'commander';
 import { DateTime } from 'luxon';
 import YAML from 'yaml';
 import { resolveConfig, type ResolvedConfig } from '../src/config/load.js';
-import { connect, type Knex } from '../src/db/connect.js';
+import os from 'node:os';
+import { connect, dialectOf, type Knex } from '../src/db/connect.js';
 import { createLogger } from '../src/log/logger.js';
 import { runCycle, type CycleResult } from '../src/pipeline/cycle.js';
 import { openPipeline } from '../src/pipeline/worker.js';
@@ -362,6 +365,89 @@ async function backfill(employees: number): Promise<void> {
   }
 }
 
+/** The node arguments pm2 starts the worker with (BENCH_CHILD_NODE_ARGS overrides). */
+async function deployedNodeArgs(): Promise<string[]> {
+  const ecosystem = (await import(path.join(ROOT, 'ecosystem.config.js'))) as { apps: Array<{ node_args?: string[] }> };
+  return process.env.BENCH_CHILD_NODE_ARGS !== undefined ? process.env.BENCH_CHILD_NODE_ARGS.split(' ').filter(Boolean) : (ecosystem.apps[0]?.node_args ?? []);
+}
+
+/** A database of `dialect` for the hostile section (SQLite: a file in a temporary directory). */
+async function hostileDb(dialect: Dialect | 'sqlite', label: string): Promise<{ db: Knex; url: string; drop(): Promise<void> }> {
+  if (dialect !== 'sqlite') return createDb(dialect, label);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `bench-${label}-`));
+  const url = `sqlite:${path.join(dir, 'hr.sqlite')}`;
+  const db = connect(url);
+  return { db, url, drop: async () => { await db.destroy(); fs.rmSync(dir, { recursive: true, force: true }); } };
+}
+
+/** `once` as pm2 would run it, with its peak RSS (from a preload, at exit) and wall time. */
+async function onceRss(url: string, emuUrl: string, raw: Record<string, any>, nodeArgs: string[]): Promise<{ code: number | null; rssMb: number; seconds: number }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-once-'));
+  try {
+    const cfg = path.join(dir, 'config.yaml');
+    fs.writeFileSync(cfg, YAML.stringify(raw));
+    const pre = path.join(dir, 'rss.cjs');
+    const out = path.join(dir, 'rss');
+    fs.writeFileSync(pre, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, String(process.resourceUsage().maxRSS / 1024)));\n`);
+    const env = { PATH: process.env.PATH, TZ: 'UTC', SOURCE_DATABASE_URL: url, FEISHU_BASE_URL: emuUrl, FEISHU_APP_ID: 'cli_emulator', FEISHU_APP_SECRET: 'emulator-secret' };
+    const t0 = performance.now();
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, [...nodeArgs, '--require', pre, CLI, '--config', cfg, 'once'], { env, stdio: ['ignore', 'ignore', 'ignore'] });
+      child.on('exit', resolve);
+    });
+    return { code, rssMb: fs.existsSync(out) ? Number(fs.readFileSync(out, 'utf8')) : NaN, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function hostile(invalidRows: number): Promise<void> {
+  const nodeArgs = await deployedNodeArgs();
+  process.stderr.write(`hostile: once with ${nodeArgs.join(' ') || 'no node arguments'}\n`);
+  const emu = await startEmulatorProcess(1_000_000);
+  const example = () => YAML.parse(fs.readFileSync(path.join(ROOT, 'config/attendance-sync.example.postgres.yaml'), 'utf8')) as Record<string, any>;
+  try {
+    for (const dialect of ['pg', 'mysql', 'sqlite'] as const) {
+      const label = dialect === 'pg' ? 'PostgreSQL' : dialect === 'mysql' ? 'MariaDB' : 'SQLite';
+      process.stderr.write(`hostile: ${fmt(invalidRows)} invalid rows (${label})\n`);
+      const b = await hostileDb(dialect, 'invalid');
+      try {
+        await createSampleSchema(b.db);
+        await seedSample(b.db, { employees: 500, leaves: invalidRows, overtime: 0, trips: 0, outs: 0, approvedShare: 1, seed: 5, startDate: '2026-01-05', days: 300, batchSize: 500 });
+        await b.db('leave_requests').update({ leave_type_code: 'NOPE' });
+        await migrateLatest(b.db, 'attendance_sync_');
+        const raw = example();
+        raw.kinds = { leave: raw.kinds.leave };
+        raw.log = { level: 'warn', format: 'json' };
+        const r = await onceRss(b.url, emu.url, raw, nodeArgs);
+        report(`${label}: peak RSS of once over ${fmt(invalidRows)} invalid rows`, `${fmt(r.rssMb)} MB in ${fmt(r.seconds, 1)} s${r.code === 0 ? '' : `, exit ${r.code}`}`, '< 200 MB, flat');
+      } finally {
+        await b.drop();
+      }
+      process.stderr.write(`hostile: 30 rows with an unused 10 MB column (${label})\n`);
+      const w = await hostileDb(dialect, 'wide');
+      try {
+        await createSampleSchema(w.db);
+        await seedSample(w.db, { employees: 20, leaves: 30, overtime: 0, trips: 0, outs: 0, approvedShare: 1, seed: 6, startDate: '2026-01-05', days: 30 });
+        await w.db.schema.alterTable('leave_requests', (tb) => tb.text('attachment', 'longtext'));
+        const d = dialectOf(w.db);
+        const big = d === 'pg' ? `repeat('x', ${10 * 2 ** 20})` : d === 'mysql' ? `REPEAT('x', ${10 * 2 ** 20})` : `replace(hex(zeroblob(${5 * 2 ** 20})), '0', 'x')`;
+        await w.db.raw(`UPDATE leave_requests SET attachment = ${big}`);
+        await migrateLatest(w.db, 'attendance_sync_');
+        const raw = example();
+        raw.kinds = { leave: { ...raw.kinds.leave, source: { query: 'SELECT r.*, e.employee_no, t.unit AS unit_code, r.duration * 8 AS duration_hours FROM leave_requests r LEFT JOIN employees e ON e.id = r.employee_id LEFT JOIN leave_types t ON t.code = r.leave_type_code' } } };
+        raw.log = { level: 'warn', format: 'json' };
+        const r = await onceRss(w.url, emu.url, raw, nodeArgs);
+        report(`${label}: peak RSS of once over a page of 30 rows × 10 MB unmapped`, `${fmt(r.rssMb)} MB in ${fmt(r.seconds, 1)} s${r.code === 0 ? '' : `, exit ${r.code}`}`, '< 200 MB, exit 0');
+      } finally {
+        await w.drop();
+      }
+    }
+  } finally {
+    await emu.close();
+  }
+}
+
 // ---------------------------------------------------------------- main
 
 if (process.argv[2] === '--rss-child') {
@@ -370,12 +456,13 @@ if (process.argv[2] === '--rss-child') {
 }
 
 const program = new Command('bench')
-  .option('--only <sections>', 'throughput,e2e,rss,idle,backfill', 'throughput,e2e,rss,idle,backfill')
+  .option('--only <sections>', 'throughput,e2e,rss,idle,backfill,hostile', 'throughput,e2e,rss,idle,backfill,hostile')
   .option('--records <n>', 'records for the 50/s throughput run', '5000')
   .option('--e2e-records <n>', 'records for the no-limit runs', '20000')
   .option('--rss-sizes <list>', 'backlog sizes for peak RSS', '100000,1000000')
   .option('--idle-rows <n>', 'rows in the source of the idle poll', '1000000')
   .option('--backfill-employees <n>', 'employees in the backfill year', '2000')
+  .option('--invalid-rows <n>', 'invalid rows for the hostile section', '100000')
   .parse();
 const o = program.opts<Record<string, string>>();
 const only = new Set(o.only!.split(','));
@@ -391,6 +478,7 @@ if (only.has('idle')) {
   await idle('mysql', Number(o.idleRows));
 }
 if (only.has('backfill')) await backfill(Number(o.backfillEmployees));
+if (only.has('hostile')) await hostile(Number(o.invalidRows));
 
 const width = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length), ['measure', 'figure', 'target'][i]!.length));
 const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(width[i]!)).join(' | ')} |`;

@@ -10,6 +10,10 @@ function kindFor(source: { table?: string; query?: string }): AnyKindConfig {
   raw.kinds.leave.source = source;
   raw.kinds.leave.key = 'k';
   raw.kinds.leave.effective_date = 'start_at';
+  // The extractor reads only mapped columns: map the fields to what these tables have.
+  delete raw.kinds.leave.status;
+  delete raw.kinds.leave.deleted;
+  raw.kinds.leave.fields = { user_id: { value: 'E00001' }, start_time: 'start_at', end_time: 'start_at', type: { value: 'ANNUAL' }, unit: { value: 1 }, reason: { value: '-' } };
   return resolveConfig(raw, { env: {} }).kinds.leave as AnyKindConfig;
 }
 

@@ -233,8 +233,14 @@ export const configSchema = z
           .regex(/^[a-z_][a-z0-9_]{0,30}$/, { message: 'lower-case letters, digits and _ (at most 31)' })
           .default('attendance_sync_')
           .describe('prefix of the state tables'),
+        retention_days: z
+          .number()
+          .int()
+          .min(0)
+          .default(90)
+          .describe('runs and finished operations (superseded, invalid, revoked) older than this are deleted during cycles; sent creates are kept (0: keep everything)'),
       })
-      .default({ table_prefix: 'attendance_sync_' })
+      .default({ table_prefix: 'attendance_sync_', retention_days: 90 })
       .describe('where the sync keeps its watermarks, sync table, runs and lock'),
     sync: z
       .strictObject({

@@ -12,6 +12,17 @@ export const MAPPING_LIMITS = Object.freeze({
    * attached to the mapped row.
    */
   maxTextChars: 1000,
+  /**
+   * Free text is read from the source cut to this many characters (in SQL): four times what
+   * is kept leaves room for the control characters and spaces that cleaning removes, and a
+   * 100 MB note never reaches the heap.
+   */
+  textReadChars: 4000,
+  /**
+   * Any other mapped value (an id, a code, a time, a status) larger than this many bytes is
+   * garbage, never attendance: its row is recorded as invalid without the value being read.
+   */
+  maxValueBytes: 256 * 1024,
   /** `user_id`: identifiers are never altered, so a longer one is invalid (the state column is 128). */
   maxUserIdChars: 128,
   /** Source key: the state tables store it in a 191-character column (utf8mb4 index limit). */

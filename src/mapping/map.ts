@@ -18,6 +18,12 @@ import { parseSourceTime, toIsoDate, toWallClock, toYmd } from './time.js';
 /** A row as the source database returned it. */
 export type SourceRow = Record<string, unknown>;
 
+/**
+ * Set by the extractor on a row it did not read because a mapped value is too large
+ * (the row holds only its key and cursor): the reasons the row is invalid.
+ */
+export const ROW_PROBLEMS: unique symbol = Symbol('attendance-sync.row-problems');
+
 export interface MapContext {
   /** Zone of zone-less source timestamps (the kind's `time_zone`, else `source.time_zone`). */
   readonly sourceTimeZone: string;
@@ -419,6 +425,8 @@ export function mapRow(kind: Kind, cfg: AnyKindConfig, row: SourceRow, ctx: MapC
     sourceKey = sourceKeyOf(cfg, row);
     if (sourceKey === null) return { outcome: 'invalid', kind, sourceKey: null, reasons: [`key (column ${cfg.key}): is empty`] };
     if (sourceKey.length > MAX_KEY) return { outcome: 'invalid', kind, sourceKey: sourceKey.slice(0, MAX_KEY), reasons: [`key (column ${cfg.key}): longer than ${MAX_KEY} characters`] };
+    const problems = (row as { [ROW_PROBLEMS]?: string[] })[ROW_PROBLEMS];
+    if (problems) return { outcome: 'invalid', kind, sourceKey, reasons: [...problems] };
     const inactive = inactiveReason(cfg, row);
     if (inactive) return { outcome: 'inactive', kind, sourceKey, reason: inactive };
 

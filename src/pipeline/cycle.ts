@@ -12,7 +12,8 @@ import type { Metrics } from '../metrics/metrics.js';
 import { addCounts, emptyPlanCounts, planRows, type PlanCounts } from '../plan/plan.js';
 import { Sender, type SendCounts } from '../send/sender.js';
 import { compareCursors, cursorTimeMs, existingKeys, iterateChanged, readByEffectiveDate, sourceNow, type Cursor } from '../source/extract.js';
-import { activeKeysInDateRange } from '../state/records.js';
+import { heldKeysPage } from '../state/records.js';
+import { applyRetention } from '../state/retention.js';
 import { cursorColumn } from '../source/relation.js';
 import { finishRun, startRun } from '../state/runs.js';
 import { outboxDepth, oldestPending } from '../state/syncRecords.js';
@@ -20,6 +21,7 @@ import type { StateTables } from '../state/tables.js';
 import { getWatermark, setLastRescan } from '../state/watermarks.js';
 import { applyStartFrom, reevaluateInvalid, startFloor } from './kindState.js';
 import { cycleSummary, PRETTY } from './summary.js';
+import { yieldToEventLoop } from './yield.js';
 
 export interface PipelineDeps {
   readonly config: ResolvedConfig;
@@ -211,10 +213,12 @@ async function extractKind(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig, t
     t0 = performance.now();
     const mapped = mapRows(deps, kind, cfg, page.rows);
     timings.mapMs += performance.now() - t0;
+    await yieldToEventLoop();
     t0 = performance.now();
     addCounts(total, await planRows(planDeps(deps), kind, mapped, { watermark: next }));
     timings.planMs += performance.now() - t0;
     if (next) position = next;
+    await yieldToEventLoop();
   }
   // Only a complete read counts towards settling the window.
   if (!signal?.aborted && (position?.value ?? null) === ls.value && (position?.key ?? null) === ls.key && readStarted > ls.since + 2 * lookbackMs) ls.settled = true;
@@ -234,34 +238,52 @@ export async function rescanKind(
   opts: { signal?: AbortSignal; dryRun?: boolean; detectDeletes?: boolean; allowMassRevoke?: boolean; onPage?: (counts: PlanCounts) => void } = {},
 ): Promise<PlanCounts> {
   const total = emptyPlanCounts();
-  const seen = new Set<string>();
   for await (const rows of readByEffectiveDate(deps.source, cfg, { ...window, pageSize: deps.config.sync.page_size })) {
     if (opts.signal?.aborted) return total;
     const mapped = mapRows(deps, kind, cfg, rows);
-    for (const m of mapped) if (m.sourceKey) seen.add(m.sourceKey);
     const counts = await planRows(planDeps(deps), kind, mapped, { dryRun: opts.dryRun });
     addCounts(total, counts);
     opts.onPage?.(counts);
+    await yieldToEventLoop();
   }
   if (opts.detectDeletes === false) return total;
-  const inFeishu = await activeKeysInDateRange(deps.state, deps.t, kind, window.from, window.to);
-  const held = inFeishu.filter((k) => !seen.has(k));
-  if (held.length > 0) {
-    // Not in the window any more: moved out of it, or gone. Only the gone ones are revoked.
-    const still = await existingKeys(deps.source, cfg, held);
-    const gone = held.filter((k) => !still.has(k));
-    // A source that is momentarily empty (truncate and reload, failover to an empty replica)
-    // looks like everything deleted: past the threshold nothing is revoked without the
-    // operator's word. A single record is never a mass revoke.
-    const limit = Math.max(1, deps.config.sync.max_revoke_fraction * inFeishu.length);
-    if (gone.length > limit && !opts.allowMassRevoke) {
-      deps.logger.error(
-        `rescan refused to revoke ${gone.length} of the ${inFeishu.length} ${kind} records Feishu holds in the window: they are gone from the source, more than sync.max_revoke_fraction (${deps.config.sync.max_revoke_fraction}); nothing revoked. Check the source; if the deletions are real, run \`attendance-sync once --rescan --allow-mass-revoke\``,
-        { kind, gone: gone.length, held: inFeishu.length, window },
-      );
-      total.revokesRefused += gone.length;
-      return total;
+  // Keys Feishu holds for the window, page by page (memory stays flat however many there
+  // are): one the source no longer has at all was deleted outright and is revoked; one that
+  // only moved out of the window is left alone.
+  const heldPages = async function* (): AsyncGenerator<{ held: string[]; gone: string[] }> {
+    let after: string | null = null;
+    for (;;) {
+      if (opts.signal?.aborted) return;
+      const held = await heldKeysPage(deps.state, deps.t, kind, window.from, window.to, { after, limit: HELD_PAGE });
+      if (held.length === 0) return;
+      const still = await existingKeys(deps.source, cfg, held);
+      yield { held, gone: held.filter((k) => !still.has(k)) };
+      await yieldToEventLoop();
+      if (held.length < HELD_PAGE) return;
+      after = held[held.length - 1]!;
     }
+  };
+  // A source that is momentarily empty (truncate and reload, failover to an empty replica)
+  // looks like everything deleted: past the threshold nothing is revoked without the
+  // operator's word. A single record is never a mass revoke. Counted in a first pass, so
+  // that a refusal revokes nothing at all.
+  let heldTotal = 0;
+  let goneTotal = 0;
+  for await (const page of heldPages()) {
+    heldTotal += page.held.length;
+    goneTotal += page.gone.length;
+  }
+  if (opts.signal?.aborted || goneTotal === 0) return total;
+  const limit = Math.max(1, deps.config.sync.max_revoke_fraction * heldTotal);
+  if (goneTotal > limit && !opts.allowMassRevoke) {
+    deps.logger.error(
+      `rescan refused to revoke ${goneTotal} of the ${heldTotal} ${kind} records Feishu holds in the window: they are gone from the source, more than sync.max_revoke_fraction (${deps.config.sync.max_revoke_fraction}); nothing revoked. Check the source; if the deletions are real, run \`attendance-sync once --rescan --allow-mass-revoke\``,
+      { kind, gone: goneTotal, held: heldTotal, window },
+    );
+    total.revokesRefused += goneTotal;
+    return total;
+  }
+  for await (const { gone } of heldPages()) {
     if (gone.length > 0) {
       const deleted: MappedRow[] = gone.map((k) => ({ outcome: 'inactive', kind, sourceKey: k, reason: 'deleted' }));
       addCounts(total, await planRows(planDeps(deps), kind, deleted, { dryRun: opts.dryRun }));
@@ -269,6 +291,9 @@ export async function rescanKind(
   }
   return total;
 }
+
+/** Held keys compared with the source per page. */
+const HELD_PAGE = 1000;
 
 export function rescanWindow(config: ResolvedConfig, now = DateTime.now()): { from: string; to: string } {
   const today = now.setZone(config.feishu.time_zone);
@@ -308,6 +333,12 @@ export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal;
       const t0 = performance.now();
       send = await sender(deps).drain(opts.signal);
       timings.sendMs += performance.now() - t0;
+    }
+    if (!opts.signal?.aborted) {
+      // Housekeeping must never fail a cycle: what is not deleted now is deleted next time.
+      await applyRetention(deps.state, deps.t, { retentionDays: deps.config.state.retention_days, between: yieldToEventLoop }).catch((err: unknown) =>
+        deps.logger.warn('retention failed; the next cycle tries again', { error: describeError(err) }),
+      );
     }
   } catch (err) {
     error = describeError(err);

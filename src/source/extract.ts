@@ -1,9 +1,10 @@
 import type { Knex } from 'knex';
 import { DateTime } from 'luxon';
 import type { AnyKindConfig } from '../config/schema.js';
-import type { SourceRow } from '../mapping/map.js';
+import { ROW_PROBLEMS, type SourceRow } from '../mapping/map.js';
+import { MAPPING_LIMITS } from '../mapping/limits.js';
 import { dialectOf } from '../db/connect.js';
-import { cursorColumn, effectiveDateColumn, sourceRelation } from './relation.js';
+import { cursorColumn, effectiveDateColumn, fieldColumn, sourceRelation } from './relation.js';
 
 /**
  * A keyset position: the cursor column's value as the source database's own string (a
@@ -19,6 +20,8 @@ export interface Page {
   readonly rows: SourceRow[];
   /** Position of the page's last row (null for an empty page). */
   readonly last: Cursor | null;
+  /** Rows may follow: the page ended at its row limit or at its byte budget. */
+  readonly more: boolean;
   /** Rows held back: their cursor time lies beyond the horizon (see `iterateChanged`). */
   readonly held?: SourceRow[];
 }
@@ -52,6 +55,127 @@ export async function sourceNow(db: Knex): Promise<number> {
   const ms = Number(rows[0]?.ms);
   if (!Number.isFinite(ms)) throw new Error('could not read the source database clock');
   return Math.round(ms);
+}
+
+/**
+ * Bytes of mapped values one page may hold. A page ends at `sync.page_size` rows or here,
+ * whichever comes first, so wide rows make short pages instead of a heap overflow: the
+ * deployed heap is 192 MB, and the rows of a page live through mapping and planning.
+ */
+export const PAGE_BYTES = 8 * 2 ** 20;
+
+/** Free-text fields: the mapper cuts them to `maxTextChars`; only what it can use is read. */
+const TEXT_FIELDS: ReadonlySet<string> = new Set(['reason', 'remarks']);
+
+interface Column {
+  readonly name: string;
+  /** What reads it, for reasons: `fields.user_id`, `status`, `deleted`. */
+  readonly uses: readonly string[];
+  /** Read cut to `MAPPING_LIMITS.textReadChars` (only free text is). */
+  readonly cut: boolean;
+  /** The keyset's own columns are read whatever their size. */
+  readonly position: boolean;
+}
+
+/**
+ * The columns a kind reads: key, cursor, status, soft delete and every mapped field. Never
+ * `SELECT *`: a table's unmapped columns (attachments, scanned forms) may hold megabytes a row.
+ */
+export function mappedColumns(cfg: AnyKindConfig): Column[] {
+  const position = new Set([cfg.key, cursorColumn(cfg)]);
+  const uses = new Map<string, { uses: string[]; text: boolean }>();
+  const use = (col: string, label: string, text: boolean) => {
+    const u = uses.get(col) ?? { uses: [], text: true };
+    u.uses.push(label);
+    u.text &&= text;
+    uses.set(col, u);
+  };
+  if (cfg.status) use(cfg.status.column, 'status', false);
+  if (cfg.deleted) use(cfg.deleted.column, 'deleted', false);
+  for (const [name, spec] of Object.entries(cfg.fields as Record<string, Parameters<typeof fieldColumn>[0]>)) {
+    const col = fieldColumn(spec);
+    if (col !== undefined) use(col, `fields.${name}`, TEXT_FIELDS.has(name));
+  }
+  const out: Column[] = [...position].map((name) => ({ name, uses: uses.get(name)?.uses ?? [], cut: false, position: true }));
+  for (const [name, u] of uses) if (!position.has(name)) out.push({ name, uses: u.uses, cut: u.text, position: false });
+  return out;
+}
+
+/** The SQL of a column as read: free text cut to what the mapper can use. */
+function columnSql(db: Knex, c: Column): { sql: string; bindings: string[] } {
+  if (!c.cut) return { sql: '??', bindings: [c.name] };
+  const n = MAPPING_LIMITS.textReadChars;
+  const d = dialectOf(db);
+  // Characters, not bytes, on every dialect; PostgreSQL needs text for substr.
+  if (d === 'pg') return { sql: `substr(CAST(?? AS text), 1, ${n})`, bindings: [c.name] };
+  if (d === 'mysql') return { sql: `SUBSTRING(??, 1, ${n})`, bindings: [c.name] };
+  // SQLite's substr stops at a NUL character: only a long value is cut, and as bytes (a
+  // character split at the end lies far beyond what the mapper keeps).
+  return { sql: `CASE WHEN length(CAST(?? AS BLOB)) > ${4 * n} THEN CAST(substr(CAST(?? AS BLOB), 1, ${4 * n}) AS TEXT) ELSE ?? END`, bindings: [c.name, c.name, c.name] };
+}
+
+function selectList(db: Knex, cfg: AnyKindConfig): Array<string | Knex.Raw> {
+  return mappedColumns(cfg).map((c) => {
+    if (!c.cut) return c.name;
+    const e = columnSql(db, c);
+    return db.raw(`${e.sql} AS ??`, [...e.bindings, c.name]);
+  });
+}
+
+/** Byte length of a value as read, on any column type (NULL for NULL). */
+function lengthSql(db: Knex, e: { sql: string; bindings: string[] }, alias: string): Knex.Raw {
+  const d = dialectOf(db);
+  const sql = d === 'pg' ? `octet_length(CAST(${e.sql} AS text))` : d === 'mysql' ? `LENGTH(${e.sql})` : `length(CAST(${e.sql} AS BLOB))`;
+  return db.raw(`${sql} AS ??`, [...e.bindings, alias]);
+}
+
+/** What a page probe reads per row: its position and the byte length of each mapped value. */
+function probeList(db: Knex, cfg: AnyKindConfig): Array<string | Knex.Raw> {
+  const cols = mappedColumns(cfg);
+  const positions = cols.filter((c) => c.position).map((c) => c.name);
+  return [...positions, ...cols.map((c, i) => lengthSql(db, columnSql(db, c), `__len${i}`))];
+}
+
+/**
+ * Which probed rows the page takes: rows in order until their mapped values pass `budget`
+ * (at least one row), never cutting a run of rows with one position (the keyset could not
+ * resume inside it). A value above `maxValueBytes` is not read at all: its row comes back
+ * with the problem attached, and the mapper records it as invalid.
+ */
+function cutProbe(cfg: AnyKindConfig, probe: SourceRow[], budget: number): { take: number; oversized: Map<number, string[]> } {
+  const cols = mappedColumns(cfg);
+  const col = cursorColumn(cfg);
+  const max = MAPPING_LIMITS.maxValueBytes;
+  const oversized = new Map<number, string[]>();
+  let total = 0;
+  let take = probe.length;
+  for (let i = 0; i < probe.length; i++) {
+    const row = probe[i]!;
+    let bytes = 0;
+    const problems: string[] = [];
+    cols.forEach((c, j) => {
+      const n = Number(row[`__len${j}`] ?? 0) || 0;
+      if (!c.position && n > max) problems.push(`${c.uses.join(', ')} (column ${c.name}): holds ${n} bytes, more than the ${max} a mapped value may have (the row was not read)`);
+      else bytes += n;
+    });
+    if (problems.length > 0) oversized.set(i, problems);
+    if (i > 0 && total + bytes > budget) {
+      take = i;
+      break;
+    }
+    total += bytes;
+  }
+  const same = (a: SourceRow, b: SourceRow) => asCursorText(a[cfg.key]) === asCursorText(b[cfg.key]) && asCursorText(a[col]) === asCursorText(b[col]);
+  while (take < probe.length && same(probe[take]!, probe[take - 1]!)) take++;
+  for (const i of [...oversized.keys()]) if (i >= take) oversized.delete(i);
+  return { take, oversized };
+}
+
+/** A row that was not read because a value is too large: its position and the problem. */
+function problemRow(cfg: AnyKindConfig, probed: SourceRow, problems: string[]): SourceRow {
+  const row: SourceRow = { [cfg.key]: probed[cfg.key], [cursorColumn(cfg)]: probed[cursorColumn(cfg)] };
+  Object.defineProperty(row, ROW_PROBLEMS, { value: problems, enumerable: false });
+  return row;
 }
 
 /**
@@ -119,6 +243,17 @@ export function compareCursors(a: Cursor, b: Cursor): number {
  * `inclusiveFrom` (with no key) reads `col >= value`: the lookback window's lower bound.
  */
 export function pageQuery(db: Knex, cfg: AnyKindConfig, after: Cursor | null, opts: { pageSize: number; inclusiveFrom?: string | null }): Knex.QueryBuilder {
+  return rangeQuery(db, cfg, after, opts, selectList(db, cfg));
+}
+
+/** `pageQuery`'s range with any select list, optionally closed at `upTo` (inclusive) and without `exclude`d keys. */
+function rangeQuery(
+  db: Knex,
+  cfg: AnyKindConfig,
+  after: Cursor | null,
+  opts: { pageSize: number; inclusiveFrom?: string | null; upTo?: Cursor | null; exclude?: readonly string[] },
+  columns: Array<string | Knex.Raw>,
+): Knex.QueryBuilder {
   const col = cursorColumn(cfg);
   const key = cfg.key;
   const idMode = cfg.cursor.mode === 'id';
@@ -126,15 +261,17 @@ export function pageQuery(db: Knex, cfg: AnyKindConfig, after: Cursor | null, op
   // read by the rescan of effective dates only; check-config warns about nullable cursors.
   // NULL keys have no place in the keyset either (a position with a NULL key matches no row
   // and restarts the read): `readPage` reads them apart, by cursor range.
-  let q = sourceRelation(db, cfg).select('*').whereNotNull(col).whereNotNull(key);
+  let q = sourceRelation(db, cfg).select(columns).whereNotNull(col).whereNotNull(key);
+  const mysql = dialectOf(db) === 'mysql';
   if (idMode) {
     if (after?.key != null) q = q.where(key, '>', keyBinding(after.key));
+    if (opts.upTo?.key != null) q = q.where(key, '<=', keyBinding(opts.upTo.key));
     q = q.orderBy(key);
   } else {
     if (after?.value != null && after.key != null) {
       const v = after.value;
       const k = keyBinding(after.key);
-      if (dialectOf(db) === 'mysql') {
+      if (mysql) {
         // MySQL / MariaDB turn this OR into two ranges on the (col, key) index.
         q = q.where((w) => w.where(col, '>', v).orWhere((w2) => w2.where(col, '=', v).andWhere(key, '>', k)));
       } else {
@@ -147,51 +284,83 @@ export function pageQuery(db: Knex, cfg: AnyKindConfig, after: Cursor | null, op
     } else if (opts.inclusiveFrom != null) {
       q = q.where(col, '>=', opts.inclusiveFrom);
     }
+    if (opts.upTo?.value != null && opts.upTo.key != null) {
+      const v = opts.upTo.value;
+      const k = keyBinding(opts.upTo.key);
+      if (mysql) q = q.where((w) => w.where(col, '<', v).orWhere((w2) => w2.where(col, '=', v).andWhere(key, '<=', k)));
+      else q = q.whereRaw('(??, ??) <= (?, ?)', [col, key, v, k]);
+    }
     q = q.orderBy([col, key]);
   }
+  if (opts.exclude && opts.exclude.length > 0) q = q.whereNotIn(key, opts.exclude.map(keyBinding));
   return q.limit(opts.pageSize);
 }
 
-/** Run one keyset page (see `pageQuery`) and note where it ended. */
+/**
+ * Run one keyset page (see `pageQuery`) and note where it ended.
+ *
+ * Two steps keep a page's memory bounded whatever the rows hold: a probe reads the positions
+ * and the byte length of each mapped value (the database computes them, the values stay
+ * there), then the rows up to the cut (`cutProbe`) are read. The keyset is unchanged: a page
+ * that meets its byte budget simply ends earlier, and the next one starts after its last row.
+ */
 export async function readPage(
   db: Knex,
   cfg: AnyKindConfig,
   after: Cursor | null,
   /** `keyless: false`: the caller knows there are no keyless rows to read (see `iterateChanged`). */
-  opts: { pageSize: number; inclusiveFrom?: string | null; keyless?: boolean },
+  opts: { pageSize: number; inclusiveFrom?: string | null; pageBytes?: number; keyless?: boolean },
 ): Promise<Page> {
   const col = cursorColumn(cfg);
   const key = cfg.key;
   const idMode = cfg.cursor.mode === 'id';
-  let rows = (await pageQuery(db, cfg, after, opts)) as SourceRow[];
+  const probe = (await rangeQuery(db, cfg, after, opts, probeList(db, cfg))) as SourceRow[];
+  if (probe.length === 0) return { rows: await keylessRows(db, cfg, after, opts, null), last: null, more: false };
+  const { take, oversized } = cutProbe(cfg, probe, opts.pageBytes ?? PAGE_BYTES);
+  const position = (r: SourceRow): Cursor => ({ value: idMode ? null : asCursorText(r[col]), key: asCursorText(r[key]) });
+  const upTo = position(probe[take - 1]!);
+  const exclude = [...oversized.keys()].map((i) => asCursorText(probe[i]![key])).filter((k): k is string => k !== null);
+  let rows = (await rangeQuery(db, cfg, after, { ...opts, upTo, exclude }, selectList(db, cfg))) as SourceRow[];
+  let last = upTo;
   if (rows.length >= opts.pageSize) {
-    const lastValue = rows[rows.length - 1]![col];
+    // More rows than probed (late commits inside the range): the page ends at its row limit.
+    last = position(rows[rows.length - 1]!);
+  }
+  const full = take === probe.length && probe.length >= opts.pageSize;
+  const more = full || take < probe.length || rows.length >= opts.pageSize;
+  // The copies of a key that a join multiplies, past the row limit (not of a row left unread).
+  if ((full && !oversized.has(take - 1)) || rows.length >= opts.pageSize) {
+    const lastValue = last.value;
     rows = await completeLastKey(rows, key, async (k) => {
-      const q = sourceRelation(db, cfg).select('*').where(key, k);
-      return (await (idMode || lastValue === null || lastValue === undefined ? q : q.where(col, lastValue as string))) as SourceRow[];
+      const q = sourceRelation(db, cfg).select(selectList(db, cfg)).where(key, k);
+      return (await (idMode || lastValue === null ? q : q.where(col, lastValue))) as SourceRow[];
     });
   }
-  const lastRow = rows[rows.length - 1];
-  const last = lastRow
-    ? { value: idMode ? null : asCursorText(lastRow[col]), key: asCursorText(lastRow[key]) }
-    : null;
-  if (!idMode && opts.keyless !== false) {
-    // Rows without a key in the cursor range this page covers: after `after` (or from
-    // `inclusiveFrom`) up to its last value if it is full, else to the end. Consecutive pages
-    // cover adjoining ranges, so each such row is read once per pass and planned as invalid
-    // (at most a page of them per page: memory stays bounded, and they are one invalid record).
-    let q = sourceRelation(db, cfg).select('*').whereNull(key).whereNotNull(col);
-    if (after?.value != null) q = q.where(col, '>', after.value);
-    else if (opts.inclusiveFrom != null) q = q.where(col, '>=', opts.inclusiveFrom);
-    if (rows.length >= opts.pageSize && last?.value != null) q = q.where(col, '<=', last.value);
-    rows = [...rows, ...((await q.orderBy(col).limit(opts.pageSize)) as SourceRow[])];
-  }
-  return { rows, last };
+  for (const [i, problems] of oversized) rows.push(problemRow(cfg, probe[i]!, problems));
+  rows.push(...(await keylessRows(db, cfg, after, opts, more ? last : null)));
+  return { rows, last, more };
 }
 
-/** Rows of a page that carry a key (the keyset counts only those). */
-function keyed(rows: readonly SourceRow[], key: string): number {
-  return rows.filter((r) => r[key] !== null && r[key] !== undefined).length;
+/**
+ * Rows without a key in the cursor range a page covers: after `after` (or from
+ * `inclusiveFrom`) up to `upTo` when more pages follow, else to the end. Consecutive pages
+ * cover adjoining ranges, so each such row is read once per pass and planned as invalid (at
+ * most a page of them per page: memory stays bounded, and they are one invalid record).
+ */
+async function keylessRows(
+  db: Knex,
+  cfg: AnyKindConfig,
+  after: Cursor | null,
+  opts: { pageSize: number; inclusiveFrom?: string | null; keyless?: boolean },
+  upTo: Cursor | null,
+): Promise<SourceRow[]> {
+  if (cfg.cursor.mode === 'id' || opts.keyless === false) return [];
+  const col = cursorColumn(cfg);
+  let q = sourceRelation(db, cfg).select(selectList(db, cfg)).whereNull(cfg.key).whereNotNull(col);
+  if (after?.value != null) q = q.where(col, '>', after.value);
+  else if (opts.inclusiveFrom != null) q = q.where(col, '>=', opts.inclusiveFrom);
+  if (upTo?.value != null) q = q.where(col, '<=', upTo.value);
+  return (await q.orderBy(col).limit(opts.pageSize)) as SourceRow[];
 }
 
 /**
@@ -263,7 +432,6 @@ export async function* iterateChanged(
   const keyless = cfg.cursor.mode === 'updated_at' && (await probe.first()) !== undefined;
   for (;;) {
     let page = await readPage(db, cfg, after, { pageSize: opts.pageSize, inclusiveFrom, keyless });
-    const full = keyed(page.rows, cfg.key) >= opts.pageSize;
     const beyond = (v: unknown) => horizon !== undefined && (cursorTimeMs(v, horizon.zone) ?? -Infinity) > horizon.atMs;
     // Keyed rows come in cursor order: only a page whose last one is beyond holds any back.
     // (Keyless rows never move the watermark; they are planned as invalid either way.)
@@ -272,12 +440,12 @@ export async function* iterateChanged(
       const rows = page.rows.filter((r) => !isHeld(r));
       const lastRow = [...rows].reverse().find((r) => r[cfg.key] !== null && r[cfg.key] !== undefined);
       const last = lastRow ? { value: asCursorText(lastRow[col]), key: asCursorText(lastRow[cfg.key]) } : null;
-      page = { rows, last, held: page.rows.filter(isHeld) };
+      page = { rows, last, more: false, held: page.rows.filter(isHeld) };
       yield page;
       return;
     }
     if (page.rows.length > 0) yield page;
-    if (!full || !page.last) return;
+    if (!page.more || !page.last) return;
     after = page.last;
     inclusiveFrom = null;
   }
@@ -295,33 +463,54 @@ export function exclusiveUpperBound(to: string | null | undefined): string | nul
 }
 
 /**
- * Pages of rows whose effective date lies in [from, to] (yyyy-MM-dd; no `to`: from onwards), keyset on the key,
- * regardless of the watermark: backfill and rescan.
+ * Pages of rows whose effective date lies in [from, to] (yyyy-MM-dd; no `to`: from onwards),
+ * keyset on the key, regardless of the watermark: backfill and rescan. Bounded by bytes like
+ * `readPage`. Keyless rows come apart, with the first page.
  */
 export async function* readByEffectiveDate(
   db: Knex,
   cfg: AnyKindConfig,
-  opts: { from: string; to?: string | null; pageSize: number },
+  opts: { from: string; to?: string | null; pageSize: number; pageBytes?: number },
 ): AsyncGenerator<SourceRow[]> {
   const col = effectiveDateColumn(cfg);
   const upper = exclusiveUpperBound(opts.to);
+  const byKey: AnyKindConfig = { ...cfg, cursor: { mode: 'id' } } as AnyKindConfig;
   let afterKey: string | null = null;
   for (;;) {
-    const inWindow = () => {
-      const q = sourceRelation(db, cfg).select('*').where(col, '>=', `${opts.from} 00:00:00`);
+    const inWindow = (columns: Array<string | Knex.Raw>) => {
+      const q = sourceRelation(db, cfg).select(columns).where(col, '>=', `${opts.from} 00:00:00`);
       return upper === null ? q : q.andWhere(col, '<', `${upper} 00:00:00`);
     };
-    // Keyset on the key, NULL keys apart: the first page also brings the window's keyless rows.
-    let q = inWindow().whereNotNull(cfg.key);
-    if (afterKey !== null) q = q.andWhere(cfg.key, '>', keyBinding(afterKey));
-    let rows = (await q.orderBy(cfg.key).limit(opts.pageSize)) as SourceRow[];
-    if (rows.length >= opts.pageSize) rows = await completeLastKey(rows, cfg.key, async (k) => (await inWindow().andWhere(cfg.key, k)) as SourceRow[]);
-    const last = rows[rows.length - 1];
-    const full = rows.length >= opts.pageSize;
-    if (afterKey === null) rows = [...rows, ...((await inWindow().whereNull(cfg.key).orderBy(col).limit(opts.pageSize)) as SourceRow[])];
+    const keyless = async () => (afterKey === null ? ((await inWindow(selectList(db, byKey)).whereNull(cfg.key).orderBy(col).limit(opts.pageSize)) as SourceRow[]) : []);
+    const range = (columns: Array<string | Knex.Raw>, upTo: string | null, exclude: readonly string[] = []) => {
+      let q = inWindow(columns).whereNotNull(cfg.key);
+      if (afterKey !== null) q = q.andWhere(cfg.key, '>', keyBinding(afterKey));
+      if (upTo !== null) q = q.andWhere(cfg.key, '<=', keyBinding(upTo));
+      if (exclude.length > 0) q = q.whereNotIn(cfg.key, exclude.map(keyBinding));
+      return q.orderBy(cfg.key).limit(opts.pageSize);
+    };
+    const probe = (await range(probeList(db, byKey), null)) as SourceRow[];
+    if (probe.length === 0) {
+      const rows = await keyless();
+      if (rows.length > 0) yield rows;
+      return;
+    }
+    const { take, oversized } = cutProbe(byKey, probe, opts.pageBytes ?? PAGE_BYTES);
+    const upTo = asCursorText(probe[take - 1]![cfg.key]);
+    const exclude = [...oversized.keys()].map((i) => asCursorText(probe[i]![cfg.key])).filter((k): k is string => k !== null);
+    let rows = (await range(selectList(db, byKey), upTo, exclude)) as SourceRow[];
+    let last = upTo;
+    if (rows.length >= opts.pageSize) last = asCursorText(rows[rows.length - 1]![cfg.key]);
+    const full = take === probe.length && probe.length >= opts.pageSize;
+    const more = full || take < probe.length || rows.length >= opts.pageSize;
+    if ((full && !oversized.has(take - 1)) || rows.length >= opts.pageSize) {
+      rows = await completeLastKey(rows, cfg.key, async (k) => (await inWindow(selectList(db, byKey)).andWhere(cfg.key, k)) as SourceRow[]);
+    }
+    for (const [i, problems] of oversized) rows.push(problemRow(byKey, probe[i]!, problems));
+    rows.push(...(await keyless()));
     if (rows.length > 0) yield rows;
-    if (!full || !last) return;
-    afterKey = asCursorText(last[cfg.key]);
+    if (!more || last === null) return;
+    afterKey = last;
   }
 }
 

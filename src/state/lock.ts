@@ -171,6 +171,34 @@ export function createLeaderLock(db: Knex, t: StateTables, o: { name?: string; o
   return new SessionLock(db, t, name, o.owner, o.leaseMs, dialect === 'pg');
 }
 
+/**
+ * Renew a held lock every third of its lease until `stop()`: for commands that hold the lock
+ * through one long piece of work (`once`, `backfill`); the daemon renews on its own heartbeat.
+ * The work yields to the event loop between pages, so the renewal runs on time even on
+ * SQLite, whose lease would otherwise run out under a long cycle and let a second worker in.
+ * `onLost` is called once when a renewal fails: the work must stop sending.
+ */
+export function keepLease(lock: Pick<LeaderLock, 'renew'>, leaseMs: number, onLost: () => void): { stop(): void } {
+  let busy = false;
+  let lost = false;
+  const timer = setInterval(() => {
+    if (busy || lost) return;
+    busy = true;
+    lock
+      .renew()
+      .then((ok) => ok, () => false)
+      .then((ok) => {
+        busy = false;
+        if (!ok && !lost) {
+          lost = true;
+          onLost();
+        }
+      });
+  }, Math.max(500, Math.floor(leaseMs / 3)));
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
+
 /** Who holds (or last held) the lock, for `status`. */
 export async function lockHolder(db: Knex, t: StateTables, name = `${t.prefix}worker`): Promise<LockHolder | null> {
   const row = (await db(t.lock).where({ name }).first()) as Record<string, number | string> | undefined;

@@ -111,3 +111,21 @@ export async function activeKeysInDateRange(db: Knex, t: StateTables, kind: Kind
     .select('source_key')) as Array<{ source_key: string }>;
   return rows.map((r) => r.source_key);
 }
+
+/**
+ * One page of those keys, in source_key order after `after`: the rescan walks them page by
+ * page instead of holding every key of the window (about 126 MB per million keys).
+ */
+export async function heldKeysPage(
+  db: Knex,
+  t: StateTables,
+  kind: Kind,
+  from: string,
+  to: string,
+  o: { after: string | null; limit: number },
+): Promise<string[]> {
+  let q = db(t.records).where({ kind }).whereNotNull('version').whereBetween('effective_date', [from, to]);
+  if (o.after !== null) q = q.andWhere('source_key', '>', o.after);
+  const rows = (await q.orderBy('source_key').limit(o.limit).select('source_key')) as Array<{ source_key: string }>;
+  return rows.map((r) => r.source_key);
+}

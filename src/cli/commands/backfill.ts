@@ -10,7 +10,7 @@ import { openPipeline } from '../../pipeline/worker.js';
 import { effectiveDateColumn, sourceRelation } from '../../source/relation.js';
 import { finishRun, startRun } from '../../state/runs.js';
 import { requeueSentCreates } from '../../state/syncRecords.js';
-import { lockHolder } from '../../state/lock.js';
+import { keepLease, lockHolder } from '../../state/lock.js';
 import { loadContext } from '../context.js';
 import { setExitCode } from '../main.js';
 
@@ -56,6 +56,10 @@ export function register(program: Command): void {
           const holder = await lockHolder(p.dbs.state, p.dbs.tables);
           throw new AppError('LOCK_HELD', `another worker holds the lock of this state database${holder ? ` (${holder.owner})` : ''}: stop \`attendance-sync run\` (pm2 stop attendance-sync) and run the backfill again`);
         }
+        const lease = keepLease(p.lock, config.sync.lock_lease_seconds * 1000, () => {
+          logger.error('leader lock lost: stopping the backfill', { owner: p.lock.owner });
+          abort.abort(new Error('leadership lost'));
+        });
         const runId = opts.dryRun ? null : await startRun(p.dbs.state, p.dbs.tables, { type: 'backfill', host: os.hostname(), pid: process.pid });
         const total: PlanCounts = emptyPlanCounts();
         let sendCounts = { sent: 0, retried: 0, failed: 0, dead: 0, halted: 0 };
@@ -99,6 +103,7 @@ export function register(program: Command): void {
               counts: { ...total, ...sendCounts, from, to },
             });
           }
+          lease.stop();
           await p.lock.release();
         }
         const summary = `backfill ${from} … ${to}${opts.dryRun ? ' (dry run: nothing written, nothing sent)' : ''}: read ${total.read}, created ${total.created}, revoked ${total.revoked}, unchanged ${total.unchanged}, inactive ${total.inactive}, invalid ${total.invalid}, sent ${sendCounts.sent}, failed ${sendCounts.failed + sendCounts.dead}`;

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { AppError, ExitCode } from '../../errors.js';
 import { runCycle, type CycleResult } from '../../pipeline/cycle.js';
 import { openPipeline } from '../../pipeline/worker.js';
+import { keepLease } from '../../state/lock.js';
 import { loadContext } from '../context.js';
 import { setExitCode } from '../main.js';
 
@@ -35,12 +36,19 @@ export function register(program: Command): void {
         if (!(await p.lock.tryAcquire())) {
           throw new AppError('LOCK_HELD', 'another worker holds the lock of this state database (is `attendance-sync run` active?); try again when it stops');
         }
+        let lost = false;
+        const lease = keepLease(p.lock, config.sync.lock_lease_seconds * 1000, () => {
+          lost = true;
+          logger.error('leader lock lost: stopping the cycle', { owner: p.lock.owner });
+          abort.abort(new Error('leadership lost'));
+        });
         try {
           const r = await runCycle(p.deps, { signal: abort.signal, rescan: opts.rescan === true, send: opts.send !== false, allowMassRevoke: opts.allowMassRevoke === true });
-          setExitCode(cmd, r.outcome === 'ok' ? ExitCode.OK : ExitCode.RUNTIME);
+          setExitCode(cmd, r.outcome === 'ok' && !lost ? ExitCode.OK : ExitCode.RUNTIME);
           const trouble = onceTrouble(r);
           if (trouble) process.stderr.write(`attendance-sync once: ${trouble}\n`);
         } finally {
+          lease.stop();
           await p.lock.release();
         }
       } finally {
