@@ -50,10 +50,10 @@ export function describeError(err: unknown): string {
   // Duck-typed as well: a driver's native error may come from another realm.
   const message = typeof err === 'object' && err !== null ? (err as { message?: unknown }).message : undefined;
   if (typeof message === 'string') {
-    // A configuration error is built from paths and names, one line per problem: all of it.
-    if (err instanceof ConfigError) return redact(message);
     const code = (err as { code?: unknown }).code;
     const prefix = typeof code === 'string' && !message.includes(code) ? `${code}: ` : '';
+    // A configuration error is built from paths and names, one line per problem: all of it.
+    if (err instanceof ConfigError) return redact(`${prefix}${message}`);
     return sanitizeErrorText(`${prefix}${message}`);
   }
   return sanitizeErrorText(String(err));

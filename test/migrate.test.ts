@@ -82,13 +82,17 @@ describe.each(dialectsUnderTest())('state migrations on %s', (dialect) => {
 
   it('0006 keeps only current problems invalid: rows of records since fixed, or judged again, become superseded', async () => {
     const names = stateTables('attendance_sync_');
-    expect(await migrateDown(t.db, 'attendance_sync_')).toEqual(['0006_kind_state']);
+    // Undo the migrations from 0006 on (later ones first), then bring the database level again.
+    const from0006 = MIGRATIONS.map((m) => m.name).filter((n) => n >= '0006');
+    const undone: string[] = [];
+    while (!undone.includes('0006_kind_state')) undone.push(...(await migrateDown(t.db, 'attendance_sync_')));
+    expect(undone.sort()).toEqual(from0006);
     const now = Date.now();
     const op = (key: string, version: string) => ({ kind: 'leave', source_key: key, version, generation: 0, operation: 'create', status: 'invalid', attempts: 0, next_attempt_at: now, created_at: now, updated_at: now });
     await t.db(names.syncRecords).insert([op('fixed', 'xa'), op('again', 'xb'), op('again', 'xc'), op('still', 'xd')]);
     const rec = (key: string, state: string) => ({ kind: 'leave', source_key: key, version: null, state, generation: 0, first_seen_at: now, updated_at: now });
     await t.db(names.records).insert([rec('fixed', 'active'), rec('again', 'invalid'), rec('still', 'invalid')]);
-    expect(await migrateLatest(t.db, 'attendance_sync_')).toEqual(['0006_kind_state']);
+    expect(await migrateLatest(t.db, 'attendance_sync_')).toEqual(from0006);
     const rows = (await t.db(names.syncRecords).whereIn('source_key', ['fixed', 'again', 'still']).orderBy('id').select('source_key', 'version', 'status')) as any[];
     expect(rows.map((r) => `${r.source_key}:${r.version}:${r.status}`)).toEqual(['fixed:xa:superseded', 'again:xb:superseded', 'again:xc:invalid', 'still:xd:invalid']);
     await t.db(names.syncRecords).whereIn('source_key', ['fixed', 'again', 'still']).delete();
