@@ -383,6 +383,8 @@ export class EmulatorServer {
     if (!entry) return this.violation('approval_id', 'approval does not exist');
     if (KIND_APPROVAL_TYPE[entry.kind] !== p.approval_type) return this.violation('approval_type', `does not match the approval (${KIND_APPROVAL_TYPE[entry.kind]})`);
     if (p.status !== 4) return this.violation('status', 'only 4 (revoke) is allowed for leave, out, overtime and trip');
+    // A sealed (封账) period refuses changes both ways: a revoke there fails like a create.
+    if (this.opts.sealedUntil && entry.date < this.opts.sealedUntil) return fail(400, 1220600, 'the attendance result has been sealed and can not modify');
     if (entry.status !== 2) {
       if (this.opts.revokeTwice === 'ok') return ok({ approval_info: { approval_id: entry.approvalId, approval_type: p.approval_type, status: entry.status } });
       return fail(400, 1220600, 'the approval is not in an approved state and can not be revoked');
