@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import YAML from 'yaml';
 import type { Knex } from 'knex';
@@ -9,7 +10,6 @@ import { DateTime } from 'luxon';
 import { connect } from '../src/db/connect.js';
 import type { DialectName } from '../src/db/url.js';
 import { startEmulator, type Emulator, type FaultSpec } from '../src/emulator/index.js';
-import { main } from '../src/cli/main.js';
 import { migrateLatest } from '../src/state/migrate.js';
 import { stateTables } from '../src/state/tables.js';
 import { createScratchDatabase } from '../chaos/databases.js';
@@ -34,12 +34,15 @@ import { formatStep, isFaultStep, type Step } from './steps.js';
 
 const CLI = path.resolve('dist/src/cli/index.js');
 const CLOCK = pathToFileURL(path.resolve('dist/model/clock.js')).href;
+const WORKER = new URL('./cliWorker.js', import.meta.url);
 const PREFIX = 'attendance_sync_';
 const MINUTE = 60_000;
 const DAY = 86_400_000;
 
 export interface HistoryResult {
   readonly steps: readonly Step[];
+  /** A command that did not finish within the command timeout (a cycle that never ends). */
+  readonly hung: string | null;
   readonly before: ContentVerdict;
   readonly after: ContentVerdict;
   /** Operations still pending, sending, failed or dead after the drain. */
@@ -52,8 +55,11 @@ export interface HistoryResult {
 }
 
 export function violations(r: HistoryResult): number {
-  return verdictTotal(r.before) + verdictTotal(r.after);
+  return verdictTotal(r.before) + verdictTotal(r.after) + (r.hung ? 1 : 0);
 }
+
+/** A command that did not finish in time (it was stopped). */
+export class HangError extends Error {}
 
 export interface RunnerOptions {
   readonly dialect: DialectName;
@@ -61,6 +67,8 @@ export interface RunnerOptions {
   readonly cli: boolean;
   readonly concurrency: number;
   readonly pageSize: number;
+  /** A command taking longer than this has hung. */
+  readonly commandTimeoutMs: number;
 }
 
 interface Conditions {
@@ -71,6 +79,9 @@ interface Conditions {
 }
 
 export class ModelRunner {
+  private thread: Worker | null = null;
+  private requests = 0;
+
   private constructor(
     readonly o: RunnerOptions,
     readonly url: string,
@@ -139,6 +150,8 @@ export class ModelRunner {
   }
 
   async close(o: { keep?: boolean } = {}): Promise<void> {
+    await this.thread?.terminate();
+    this.thread = null;
     await this.emu.close();
     if (o.keep) {
       await this.db.destroy();
@@ -167,39 +180,57 @@ export class ModelRunner {
 
   /** The CLI, in this process (its own `main`) or as a child; output captured. */
   private async invoke(args: readonly string[]): Promise<{ code: number; out: string }> {
+    const hung = () => new HangError(`attendance-sync ${args.join(' ')} did not finish in ${this.o.commandTimeoutMs / 1000} s`);
     if (this.o.cli) {
       const child = this.spawnCli(args);
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      let timedOut = false;
+      const timer = setTimeout(() => ((timedOut = true), child.kill('SIGKILL')), this.o.commandTimeoutMs);
       const code = await new Promise<number>((resolve, reject) => {
         child.on('error', reject);
         child.on('close', (c) => resolve(c ?? 1));
-      });
+      }).finally(() => clearTimeout(timer));
+      if (timedOut) throw hung();
       return { code, out };
     }
-    let out = '';
-    const stdout = process.stdout.write;
-    const stderr = process.stderr.write;
-    const capture = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-      out += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-      const cb = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
-      cb?.();
-      return true;
-    }) as typeof process.stdout.write;
-    process.stdout.write = capture;
-    process.stderr.write = capture;
+    const worker = this.worker();
+    const id = ++this.requests;
+    let timer: NodeJS.Timeout | undefined;
+    let onError: ((err: Error) => void) | undefined;
     try {
-      const code = await main(['node', 'attendance-sync', '--config', this.configFile, ...args]);
-      return { code, out };
+      return await new Promise<{ code: number; out: string }>((resolve, reject) => {
+        onError = reject;
+        const onMessage = (m: { id: number; code: number; out: string }) => {
+          if (m.id !== id) return;
+          worker.off('message', onMessage);
+          resolve(m);
+        };
+        worker.on('message', onMessage);
+        worker.once('error', onError);
+        timer = setTimeout(() => {
+          // Stops the command even in a loop that never yields; the next command gets a new thread.
+          this.thread = null;
+          void worker.terminate();
+          reject(hung());
+        }, this.o.commandTimeoutMs);
+        worker.postMessage({ id, args: ['--config', this.configFile, ...args], clockOffsetMs: clockOffset() });
+      });
     } finally {
-      process.stdout.write = stdout;
-      process.stderr.write = stderr;
+      clearTimeout(timer);
+      if (onError) worker.off('error', onError);
     }
+  }
+
+  private worker(): Worker {
+    this.thread ??= new Worker(WORKER, { env: { ...process.env }, stdout: false, stderr: false });
+    return this.thread;
   }
 
   /** Run a command; a session lock a killed worker still holds for a moment is waited for. */
   async command(args: readonly string[], transcript: string[]): Promise<number> {
+    const t0 = realNow();
     for (let i = 0; ; i++) {
       const r = await this.invoke(args);
       if (r.code === 2) throw new Error(`attendance-sync ${args.join(' ')}: exit 2 (configuration or usage):\n${r.out}`);
@@ -207,7 +238,7 @@ export class ModelRunner {
         await new Promise((res) => setTimeout(res, 25));
         continue;
       }
-      transcript.push(`  $ attendance-sync ${args.join(' ')} → ${r.code}${r.out.trim() ? `\n${indent(r.out.trim())}` : ''}`);
+      transcript.push(`  $ attendance-sync ${args.join(' ')} → ${r.code} (${realNow() - t0} ms)${r.out.trim() ? `\n${indent(r.out.trim())}` : ''}`);
       return r.code;
     }
   }
@@ -291,111 +322,120 @@ export class ModelRunner {
     const dupJoined = new Set<number>();
     const pick = (kind: ModelKind, ref: number, want?: (r: ModelRow) => boolean) => model.pick(kind, ref, (r) => !r.deleted && (want?.(r) ?? true));
 
-    for (const step of steps) {
-      transcript.push(formatStep(step));
-      if (isFaultStep(step)) faults++;
-      switch (step.t) {
-        case 'insert':
-          await model.insert(step.kind, step);
-          break;
-        case 'nullKey':
-          await model.insert(step.kind, { ...step, hours: 1, approved: true, nullKey: true });
-          break;
-        case 'edit': {
-          const r = pick(step.kind, step.ref);
-          if (r) await model.editTimes(r, step.minutes);
-          break;
-        }
-        case 'cancel': {
-          const r = pick(step.kind, step.ref, (x) => x.status === 'approved');
-          if (r) await model.setStatus(r, 'cancelled');
-          break;
-        }
-        case 'reapprove': {
-          const r = pick(step.kind, step.ref, (x) => x.status !== 'approved');
-          if (r) await model.setStatus(r, 'approved');
-          break;
-        }
-        case 'hardDelete': {
-          const r = pick(step.kind, step.ref);
-          if (r) await model.hardDelete(r);
-          break;
-        }
-        case 'futureUpdatedAt': {
-          const r = pick(step.kind, step.ref, (x) => !x.future);
-          if (r) await model.futureUpdatedAt(r);
-          break;
-        }
-        case 'dupJoin': {
-          const r = pick('leave', step.ref, (x) => !dupJoined.has(x.rid));
-          if (r) {
-            dupJoined.add(r.rid);
-            await model.duplicateJoin(r);
+    let hung: string | null = null;
+    try {
+      for (const step of steps) {
+        transcript.push(formatStep(step));
+        if (isFaultStep(step)) faults++;
+        switch (step.t) {
+          case 'insert':
+            await model.insert(step.kind, step);
+            break;
+          case 'nullKey':
+            await model.insert(step.kind, { ...step, hours: 1, approved: true, nullKey: true });
+            break;
+          case 'edit': {
+            const r = pick(step.kind, step.ref);
+            if (r) await model.editTimes(r, step.minutes);
+            break;
           }
-          break;
+          case 'cancel': {
+            const r = pick(step.kind, step.ref, (x) => x.status === 'approved');
+            if (r) await model.setStatus(r, 'cancelled');
+            break;
+          }
+          case 'reapprove': {
+            const r = pick(step.kind, step.ref, (x) => x.status !== 'approved');
+            if (r) await model.setStatus(r, 'approved');
+            break;
+          }
+          case 'hardDelete': {
+            const r = pick(step.kind, step.ref);
+            if (r) await model.hardDelete(r);
+            break;
+          }
+          case 'futureUpdatedAt': {
+            const r = pick(step.kind, step.ref, (x) => !x.future);
+            if (r) await model.futureUpdatedAt(r);
+            break;
+          }
+          case 'dupJoin': {
+            const r = pick('leave', step.ref, (x) => !dupJoined.has(x.rid));
+            if (r) {
+              dupJoined.add(r.rid);
+              await model.duplicateJoin(r);
+            }
+            break;
+          }
+          case 'once':
+            passes();
+            await this.command(['once'], transcript);
+            break;
+          case 'rescan':
+            passes();
+            await this.command(['once', '--rescan'], transcript);
+            break;
+          case 'retry':
+            passes();
+            await this.command(['retry', '--status', step.status], transcript);
+            break;
+          case 'backfill':
+          case 'resend':
+            passes();
+            await this.command(['backfill', '--from', from, '--to', to, ...(step.t === 'resend' ? ['--resend'] : [])], transcript);
+            break;
+          case 'kill':
+            passes();
+            if (await this.killRun(step.afterCalls, transcript)) kills++;
+            break;
+          case 'storedThenFailed':
+            cond.storedThenFailed = step.on;
+            break;
+          case 'outage':
+            cond.outage = step.on;
+            break;
+          case 'scope':
+            cond.outOfScope = step.emp;
+            break;
+          case 'seal':
+            cond.sealDay = step.day;
+            break;
+          case 'clock':
+            setClockOffset(clockOffset() + step.days * DAY);
+            break;
         }
-        case 'once':
-          passes();
-          await this.command(['once'], transcript);
-          break;
-        case 'rescan':
-          passes();
-          await this.command(['once', '--rescan'], transcript);
-          break;
-        case 'retry':
-          passes();
-          await this.command(['retry', '--status', step.status], transcript);
-          break;
-        case 'backfill':
-        case 'resend':
-          passes();
-          await this.command(['backfill', '--from', from, '--to', to, ...(step.t === 'resend' ? ['--resend'] : [])], transcript);
-          break;
-        case 'kill':
-          passes();
-          if (await this.killRun(step.afterCalls, transcript)) kills++;
-          break;
-        case 'storedThenFailed':
-          cond.storedThenFailed = step.on;
-          break;
-        case 'outage':
-          cond.outage = step.on;
-          break;
-        case 'scope':
-          cond.outOfScope = step.emp;
-          break;
-        case 'seal':
-          cond.sealDay = step.day;
-          break;
-        case 'clock':
-          setClockOffset(clockOffset() + step.days * DAY);
-          break;
+        this.applyConditions(cond, model.base);
       }
-      this.applyConditions(cond, model.base);
-    }
 
-    // The end: Feishu healthy again, the source repaired, the operator drains.
-    transcript.push('-- faults off, joins repaired, drain');
-    this.applyConditions({ storedThenFailed: false, outage: false, outOfScope: null, sealDay: null }, model.base);
-    await model.repairJoins();
-    const drain = async (rescan: boolean) => {
-      for (let round = 0; round < 8; round++) {
-        passes();
-        // `retry` of nothing changes nothing: skipped when there is nothing to queue again.
-        const c = await this.counts();
-        if (c.failed > 0) await this.command(['retry', '--status', 'failed'], transcript);
-        if (c.dead > 0) await this.command(['retry', '--status', 'dead'], transcript);
-        await this.command(rescan ? ['once', '--rescan'] : ['once'], transcript);
-        if ((await this.counts()).stuck === 0) return;
-      }
-    };
-    await drain(false);
-    const before = await judge(this.db, model, this.emu.ledger(), { excuseHidden: true });
-    transcript.push('-- rescan, drain');
-    await drain(true);
-    const after = await judge(this.db, model, this.emu.ledger(), { excuseHidden: false });
-    const { stuck } = await this.counts();
-    return { steps, before, after, stuck, faults, kills, ms: realNow() - started, transcript };
+      // The end: Feishu healthy again, the source repaired, the operator drains.
+      transcript.push('-- faults off, joins repaired, drain');
+      this.applyConditions({ storedThenFailed: false, outage: false, outOfScope: null, sealDay: null }, model.base);
+      await model.repairJoins();
+      const drain = async (rescan: boolean) => {
+        for (let round = 0; round < 8; round++) {
+          passes();
+          // `retry` of nothing changes nothing: skipped when there is nothing to queue again.
+          const c = await this.counts();
+          if (c.failed > 0) await this.command(['retry', '--status', 'failed'], transcript);
+          if (c.dead > 0) await this.command(['retry', '--status', 'dead'], transcript);
+          await this.command(rescan ? ['once', '--rescan'] : ['once'], transcript);
+          if ((await this.counts()).stuck === 0) return;
+        }
+      };
+      await drain(false);
+      const before = await judge(this.db, model, this.emu.ledger(), { excuseHidden: true });
+      transcript.push('-- rescan, drain');
+      await drain(true);
+      const after = await judge(this.db, model, this.emu.ledger(), { excuseHidden: false });
+      const { stuck } = await this.counts();
+      return { steps, hung, before, after, stuck, faults, kills, ms: realNow() - started, transcript };
+    } catch (err) {
+      if (!(err instanceof HangError)) throw err;
+      hung = err.message;
+      transcript.push(`  ${hung}`);
+      const none: ContentVerdict = { missing: 0, duplicated: 0, notRevoked: 0, unexpected: 0, examples: [] };
+      return { steps, hung, before: none, after: none, stuck: 0, faults, kills, ms: realNow() - started, transcript };
+    }
   }
 }
 

@@ -39,6 +39,7 @@ const program = new Command('model')
   .option('--concurrency <n>', 'feishu.concurrency of the worker (1: the send order, so a history, is reproducible)', int(1), 1)
   .option('--page-size <n>', 'sync.page_size (small: many pages, many page ends)', int(1), 3)
   .option('--cli', 'run every operator action as a child process of the built CLI (slower)')
+  .option('--command-timeout <s>', 'seconds after which a command has hung (a violation)', int(1), 30)
   .option('--shrink <n>', 'failing histories to shrink', int(0), 1)
   .option('--shrink-runs <n>', 'history runs the shrinking of one history may take', int(1), 150)
   .option('--replay <json>', 'run these steps (a JSON array as printed for a failing history) instead of random ones')
@@ -56,6 +57,7 @@ const opts = program.opts<{
   concurrency: number;
   pageSize: number;
   cli?: boolean;
+  commandTimeout: number;
   shrink: number;
   shrinkRuns: number;
   replay?: string;
@@ -87,7 +89,8 @@ function describe(v: ContentVerdict): string {
 }
 
 function report(r: HistoryResult, label: string): void {
-  out(`${label}: before the rescan: ${describe(r.before)}; after it: ${describe(r.after)}; stuck ${r.stuck}`);
+  if (r.hung) out(`${label}: hung: ${r.hung}`);
+  else out(`${label}: before the rescan: ${describe(r.before)}; after it: ${describe(r.after)}; stuck ${r.stuck}`);
   for (const e of r.before.examples) out(`    before the rescan: ${e}`);
   for (const e of r.after.examples) out(`    after the rescan: ${e}`);
 }
@@ -121,7 +124,8 @@ async function shrink(runner: ModelRunner, steps: readonly Step[], seed: number,
   return { steps: best, result, runs };
 }
 
-const runner = await ModelRunner.open({ dialect: opts.dialect as 'sqlite' | 'pg' | 'mysql', cli: opts.cli === true, concurrency: opts.concurrency, pageSize: opts.pageSize });
+const runnerOptions = { dialect: opts.dialect as 'sqlite' | 'pg' | 'mysql', cli: opts.cli === true, concurrency: opts.concurrency, pageSize: opts.pageSize, commandTimeoutMs: opts.commandTimeout * 1000 };
+const runner = await ModelRunner.open(runnerOptions);
 const started = realNow();
 let histories = 0;
 let steps = 0;
@@ -154,7 +158,7 @@ try {
     failing++;
     report(r, `history ${i} (seed ${seed}, ${history.length} steps)`);
     if (opts.verbose) for (const line of r.transcript) out(`    ${line}`);
-    if (shrunk < opts.shrink && !replay) {
+    if (shrunk < opts.shrink) {
       shrunk++;
       const s = await shrink(runner, history, seed, opts.shrinkRuns);
       out(`  shrunk to ${s.steps.length} steps (${s.runs} runs):`);
@@ -168,7 +172,7 @@ try {
   failed = true;
   out(`model: error: ${(err as Error).stack ?? String(err)}`);
 } finally {
-  await runner.close({ keep: opts.keep === true });
+  await runner.close({ keep: opts.keep === true }).catch(() => undefined);
 }
 const elapsed = realNow() - started;
 const minutes = elapsed / 60_000;
