@@ -73,7 +73,8 @@ export interface RunnerOptions {
 
 interface Conditions {
   storedThenFailed: boolean;
-  outage: boolean;
+  /** Operator actions the outage still lasts (0: none): long enough to use up max_attempts (3). */
+  outage: number;
   outOfScope: number | null;
   sealDay: number | null;
 }
@@ -280,7 +281,7 @@ export class ModelRunner {
   }
 
   private applyConditions(c: Conditions, base: DateTime): void {
-    const faults: FaultSpec = c.outage ? { '5xx': 0.5, 'stored-then-failed': 0.5 } : c.storedThenFailed ? { 'stored-then-failed': 0.35 } : {};
+    const faults: FaultSpec = c.outage > 0 ? { '5xx': 0.5, 'stored-then-failed': 0.5 } : c.storedThenFailed ? { 'stored-then-failed': 0.35 } : {};
     this.emu.setOptions({
       faults,
       users: c.outOfScope === null ? null : EMPLOYEES.filter((_, i) => i !== c.outOfScope),
@@ -312,11 +313,17 @@ export class ModelRunner {
     const started = realNow();
     await this.reset(seed);
     const model = new ModelSource(this.db);
-    const cond: Conditions = { storedThenFailed: false, outage: false, outOfScope: null, sealDay: null };
+    const cond: Conditions = { storedThenFailed: false, outage: 0, outOfScope: null, sealDay: null };
     const transcript: string[] = [];
     const from = model.base.minus({ days: 30 }).toFormat('yyyy-MM-dd');
     const to = model.base.plus({ days: 30 }).toFormat('yyyy-MM-dd');
     const passes = () => setClockOffset(clockOffset() + 11 * MINUTE);
+    const ends = () => {
+      // The outage ends by itself after three operator actions: every attempt of an
+      // operation it caught has failed by then (max_attempts 3), and a longer one would only
+      // make the history slow (every call retried with backoff).
+      if (cond.outage > 0) cond.outage--;
+    };
     let faults = 0;
     let kills = 0;
     const dupJoined = new Set<number>();
@@ -370,29 +377,34 @@ export class ModelRunner {
           case 'once':
             passes();
             await this.command(['once'], transcript);
+            ends();
             break;
           case 'rescan':
             passes();
             await this.command(['once', '--rescan'], transcript);
+            ends();
             break;
           case 'retry':
             passes();
             await this.command(['retry', '--status', step.status], transcript);
+            ends();
             break;
           case 'backfill':
           case 'resend':
             passes();
             await this.command(['backfill', '--from', from, '--to', to, ...(step.t === 'resend' ? ['--resend'] : [])], transcript);
+            ends();
             break;
           case 'kill':
             passes();
             if (await this.killRun(step.afterCalls, transcript)) kills++;
+            ends();
             break;
           case 'storedThenFailed':
             cond.storedThenFailed = step.on;
             break;
           case 'outage':
-            cond.outage = step.on;
+            cond.outage = step.on ? 3 : 0;
             break;
           case 'scope':
             cond.outOfScope = step.emp;
@@ -409,7 +421,7 @@ export class ModelRunner {
 
       // The end: Feishu healthy again, the source repaired, the operator drains.
       transcript.push('-- faults off, joins repaired, drain');
-      this.applyConditions({ storedThenFailed: false, outage: false, outOfScope: null, sealDay: null }, model.base);
+      this.applyConditions({ storedThenFailed: false, outage: 0, outOfScope: null, sealDay: null }, model.base);
       await model.repairJoins();
       const drain = async (rescan: boolean) => {
         for (let round = 0; round < 8; round++) {

@@ -36,7 +36,7 @@ const program = new Command('model')
   .option('--steps <spec>', `step types: all, a list, or all,-a,-b (known: ${STEP_TYPES.join(', ')})`, 'all')
   .option('--min-steps <n>', 'fewest random steps after the first inserts', int(0), 6)
   .option('--max-steps <n>', 'most random steps after the first inserts', int(1), 24)
-  .option('--concurrency <n>', 'feishu.concurrency of the worker (1: the send order, so a history, is reproducible)', int(1), 1)
+  .option('--concurrency <n>', 'feishu.concurrency of the worker (1: the send order is reproducible, but outages are slow)', int(1), 4)
   .option('--page-size <n>', 'sync.page_size (small: many pages, many page ends)', int(1), 3)
   .option('--cli', 'run every operator action as a child process of the built CLI (slower)')
   .option('--command-timeout <s>', 'seconds after which a command has hung (a violation)', int(1), 30)
@@ -154,6 +154,7 @@ try {
     totals.stuck += r.stuck;
     const bad = violations(r) > 0;
     if (opts.verbose) out(`history ${i} (seed ${seed}): ${history.length} steps, ${r.ms} ms, ${bad ? 'VIOLATION' : 'ok'}`);
+    if (opts.verbose && !bad && r.ms > 5_000) for (const line of r.transcript) out(`    ${line}`);
     if (!bad) continue;
     failing++;
     report(r, `history ${i} (seed ${seed}, ${history.length} steps)`);
