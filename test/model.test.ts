@@ -112,3 +112,41 @@ describe('the model oracle judges by content', () => {
     expect(after.notRevoked).toBe(1);
   });
 });
+
+describe('the emulator seals a period both ways', () => {
+  it('refuses a revoke of an approval whose date is sealed, and accepts it once unsealed', async () => {
+    const { startEmulator } = await import('../src/emulator/index.js');
+    const emu = await startEmulator({ strict: true });
+    try {
+      const post = async (p: string, body: unknown, token?: string) => {
+        const res = await fetch(`${emu.url}${p}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
+        return (await res.json()) as Record<string, any>;
+      };
+      const { tenant_access_token: token } = await post('/open-apis/auth/v3/tenant_access_token/internal', { app_id: emu.appId, app_secret: emu.appSecret });
+      const created = await post(
+        '/open-apis/attendance/v1/user_approvals?employee_type=employee_no',
+        {
+          user_approval: {
+            user_id: 'E001',
+            date: '20260301',
+            overtime_works: [{ duration: 1, unit: 2, category: 1, type: 2, start_time: '2026-03-01 18:00:00', end_time: '2026-03-01 19:00:00', idempotent_id: 'k-seal-1' }],
+          },
+        },
+        token,
+      );
+      expect(created.code).toBe(0);
+      const approvalId = created.data.user_approval.overtime_works[0].approval_id as string;
+      emu.setOptions({ sealedUntil: '20260401' });
+      const refused = await post('/open-apis/attendance/v1/approval_infos/process', { approval_id: approvalId, approval_type: 'overtime', status: 4 }, token);
+      expect(refused.code).toBe(1220600);
+      expect(refused.msg).toMatch(/sealed/);
+      expect(emu.ledger()[0]!.status).toBe(2);
+      emu.setOptions({ sealedUntil: null });
+      const ok = await post('/open-apis/attendance/v1/approval_infos/process', { approval_id: approvalId, approval_type: 'overtime', status: 4 }, token);
+      expect(ok.code).toBe(0);
+      expect(emu.ledger()[0]!.status).toBe(4);
+    } finally {
+      await emu.close();
+    }
+  });
+});
