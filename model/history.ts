@@ -430,7 +430,9 @@ export class ModelRunner {
           const c = await this.counts();
           if (c.failed > 0) await this.command(['retry', '--status', 'failed'], transcript);
           if (c.dead > 0) await this.command(['retry', '--status', 'dead'], transcript);
-          await this.command(rescan ? ['once', '--rescan'] : ['once'], transcript);
+          // Every deletion of the model is real: the operator confirms a mass revoke the rescan
+          // refused (a whole kind deleted), as the refusal's message says to.
+          await this.command(rescan ? ['once', '--rescan', '--allow-mass-revoke'] : ['once'], transcript);
           if ((await this.counts()).stuck === 0) return;
         }
       };
