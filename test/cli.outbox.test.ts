@@ -191,7 +191,10 @@ describe('retry after a refusal or an outage sends only what the source still ho
 
     await moveLeave(s.db, 901, 1);
     await cancelLeave(s.db, 902);
-    expect((await s.cli('once')).code).toBe(0);
+    // Exit 1: the held create is planned but cannot be sent until an operator acts.
+    const heldOnce = await s.cli('once');
+    expect(heldOnce.code).toBe(1);
+    expect(heldOnce.stderr).toMatch(/held behind a failed or dead revoke/);
     // Still held: nothing sends the new version of f while the old one may stand.
     expect(held(s, fNow)).toBe(0);
     const status = await s.cli('status');
@@ -245,7 +248,8 @@ describe('a revoke Feishu refuses holds the replacement (CLI, SQLite)', () => {
     expect(held(s, z!)).toBe(1);
     expect(held(s, zNow)).toBe(0);
     const again = await s.cli('once');
-    expect(again.code).toBe(0);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/held behind a failed or dead revoke/);
     expect(held(s, zNow)).toBe(0);
 
     const status = await s.cli('status');
