@@ -11,7 +11,7 @@ import { createLeaderLock, type LeaderLock } from '../state/lock.js';
 import { reclaimOrphanedLeases } from '../state/syncRecords.js';
 import { ensureTenant, tenantOf } from '../state/tenant.js';
 import { markCrashedRuns } from '../state/runs.js';
-import { QuotaMeter } from '../state/quota.js';
+import { QuotaMeter, quotaFigures } from '../state/quota.js';
 import type { PipelineDeps } from './cycle.js';
 
 export interface Pipeline {
@@ -64,6 +64,12 @@ export async function openPipeline(
       if (f.limit !== null) opts.metrics?.quotaLimit.set(f.limit);
     },
   });
+  if (opts.metrics) {
+    // The gauges show the month's count from the start, not only after this process's first call.
+    const f = await quotaFigures(dbs.state, dbs.tables, { zone: config.feishu.time_zone, limit: config.feishu.monthly_quota ?? null }).catch(() => null);
+    if (f) opts.metrics.quotaUsed.set(f.used);
+    if (config.feishu.monthly_quota !== undefined) opts.metrics.quotaLimit.set(config.feishu.monthly_quota);
+  }
   const client = new FeishuClient({
     baseUrl: config.feishu.base_url,
     appId: config.feishu.app_id,
