@@ -3,12 +3,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { DateTime } from 'luxon';
 import YAML from 'yaml';
-import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
+import { createTestDatabase, dialectsUnderTest, type TestDatabase } from './helpers/databases.js';
 import { expectedFromSource, expectLedgerMatchesSource, prepareSample } from './helpers/pipeline.js';
 import { runCli, type CliResult } from './helpers/cli.js';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../src/emulator/index.js';
 import { sampleNow, sqlTime } from '../src/sample/index.js';
 import { stateTables } from '../src/state/tables.js';
+import { migrateLatest } from '../src/state/migrate.js';
+import { addQuotaCalls, QUOTA_FLUSH_CALLS, QuotaMeter, readQuotaUsed } from '../src/state/quota.js';
+import { createLogger } from '../src/log/logger.js';
 
 /*
  * Feishu's monthly API quota through the operator's commands against the emulator: a quota
@@ -242,5 +245,35 @@ describe('the monthly quota through the CLI (SQLite)', () => {
     await expectLedgerMatchesSource(s.db, s.emu);
     const again = await s.cli('backfill', '--from', '2026-03-01', '--to', '2026-04-30', '--dry-run');
     expect(again.stdout).toContain(`Feishu calls needed: 0 (0 create(s), 0 revoke(s)); monthly quota ${month()}: ${n} of 5 used, 0 left`);
+  });
+});
+
+describe.each(dialectsUnderTest())('the quota count on %s', (dialect) => {
+  let db: TestDatabase;
+  afterEach(async () => db?.drop());
+
+  it('adds per month, and a meter leaves at most one batch unwritten until it flushes', async () => {
+    db = await createTestDatabase(dialect, 'quota_count');
+    await migrateLatest(db.db, 'attendance_sync_');
+    expect(await addQuotaCalls(db.db, t, '2026-11', 3)).toBe(3);
+    expect(await addQuotaCalls(db.db, t, '2026-11', 4)).toBe(7);
+    expect(await readQuotaUsed(db.db, t, '2026-12')).toBe(0);
+
+    const lines: string[] = [];
+    const stream = new (await import('node:stream')).Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) });
+    const meter = new QuotaMeter({ db: db.db, t, zone: ZONE, limit: 150, logger: createLogger({ format: 'json', stream }), now: () => Date.parse('2026-12-15T00:00:00Z') });
+    const calls = QUOTA_FLUSH_CALLS * 2 + 20;
+    for (let i = 0; i < calls; i++) meter.record();
+    // Two full batches are written without waiting for anything; the rest waits for its timer or a flush.
+    const end = Date.now() + 20_000;
+    while ((await readQuotaUsed(db.db, t, '2026-12')) < QUOTA_FLUSH_CALLS * 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    expect(await readQuotaUsed(db.db, t, '2026-12')).toBeGreaterThanOrEqual(calls - QUOTA_FLUSH_CALLS);
+    await meter.flush();
+    expect(await readQuotaUsed(db.db, t, '2026-12')).toBe(calls);
+    expect(await readQuotaUsed(db.db, t, '2026-11')).toBe(7);
+    // 120 of 150 is 80 %: one warning, however many writes follow.
+    for (let i = 0; i < 10; i++) meter.record();
+    await meter.flush();
+    expect(lines.filter((l) => /monthly API quota: \d+ % used/.test(l))).toHaveLength(1);
   });
 });
