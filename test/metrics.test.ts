@@ -106,6 +106,7 @@ describe('`run` with metrics: /metrics and /healthz over HTTP', () => {
     raw.sync.lock_lease_seconds = 5;
     raw.feishu.retry_base_ms = 20;
     raw.feishu.rate_limit = 100;
+    raw.feishu.monthly_quota = 100_000;
     raw.log = { level: 'info', format: 'json' };
     raw.metrics = { enabled: true, host: '127.0.0.1', port: 0 };
     const cfg = path.join(dir, 'config.yaml');
@@ -141,6 +142,10 @@ describe('`run` with metrics: /metrics and /healthz over HTTP', () => {
     expect(m.get('attendance_sync_oldest_pending_age_seconds')).toBe(0);
     expect(m.get('attendance_sync_leader')).toBe(1);
     expect(m.get('attendance_sync_feishu_rate_limited_total')).toBe(0);
+    // The worker's count of its successful calls this month is what Feishu's quota counted.
+    expect(m.get('attendance_sync_feishu_quota_used')).toBe(Object.values(emu.stats().quotaUsed).reduce((a, b) => a + b, 0));
+    expect(m.get('attendance_sync_feishu_quota_used')).toBeGreaterThanOrEqual(total);
+    expect(m.get('attendance_sync_feishu_quota_limit')).toBe(100_000);
     // The sample's newest change is about two hours old.
     const lag = m.get('attendance_sync_watermark_lag_seconds{kind="leave"}') ?? -1;
     expect(lag).toBeGreaterThan(3_600);

@@ -98,11 +98,15 @@ describe('the state database is tied to its Feishu tenant (CLI, SQLite)', () => 
 
   it('after rebind-tenant --yes everything is sent to the new tenant, and later changes follow it there', async () => {
     const rehearsed = rehearsal.ledger().length;
+    expect(Number((await db.db(t.quota).sum({ n: 'calls' }).first())!.n)).toBeGreaterThan(0);
     const rebind = await runCli(['--config', cfg, 'rebind-tenant', '--yes'], { env: envB });
     expect(rebind.code).toBe(0);
     expect(rebind.stdout).toMatch(/now bound to app cli_live_b/);
+    // The rehearsal's calls were not the new tenant's quota.
+    expect(await db.db(t.quota).count({ n: '*' }).first()).toMatchObject({ n: 0 });
     const once = await runCli(['--config', cfg, 'once'], { env: envB });
     expect(once.code).toBe(0);
+    expect(Number((await db.db(t.quota).sum({ n: 'calls' }).first())!.n)).toBe(Object.values(live.stats().quotaUsed).reduce((a, b) => a + b, 0));
     expect(diffLedger(await expectedFromSource(db.db), activeInLedger(live.ledger()))).toEqual({ missing: 0, duplicated: 0, unexpected: 0 });
     expect(rehearsal.ledger()).toHaveLength(rehearsed); // the rehearsal tenant heard nothing more
 

@@ -215,6 +215,12 @@ export const configSchema = z
         max_attempts: z.number().int().min(1).max(100).default(10).describe('attempts of one operation before it is marked dead'),
         retry_base_ms: z.number().int().min(10).default(2_000).describe('first retry delay (exponential backoff with jitter)'),
         retry_max_ms: z.number().int().min(100).default(900_000).describe('cap of the retry delay'),
+        monthly_quota: z
+          .number()
+          .int()
+          .min(1)
+          .optional()
+          .describe("the tenant's monthly API call quota (Basic plan: 10,000); warns at 80 % of it; status and metrics show the calls used"),
       })
       .describe('the Feishu app'),
     source: z

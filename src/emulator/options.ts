@@ -45,6 +45,12 @@ export interface EmulatorOptions {
    * today + 1 cap. Settable at run time, so a rehearsal can make days pass in Feishu.
    */
   clockOffsetMs: number;
+  /**
+   * Successful attendance calls allowed per calendar month (in `timeZone`, on the emulator's
+   * clock); over it every attendance call gets HTTP 429 with 99991403. Failed calls and token
+   * calls do not count, as on Feishu's Basic plan. null: no quota.
+   */
+  monthlyQuota: number | null;
 }
 
 export const FAULT_KINDS = Object.freeze(['5xx', '502', 'slow', 'drop', '429', 'stored-then-failed', 'no-row-affected', 'quota'] as const);
@@ -73,6 +79,7 @@ export const DEFAULT_OPTIONS: Readonly<EmulatorOptions> = Object.freeze({
   timeZone: 'Asia/Shanghai',
   clock: () => Date.now(),
   clockOffsetMs: 0,
+  monthlyQuota: null,
 });
 
 /** Parse `5xx=0.05,drop=0.02,…`; every problem names the part it comes from. */

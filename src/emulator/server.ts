@@ -32,6 +32,10 @@ export interface EmulatorStats {
   revoked: number;
   duplicates: number;
   validationErrors: number;
+  /** Successful attendance calls per calendar month (yyyy-MM), what the monthly quota counts. */
+  quotaUsed: Record<string, number>;
+  /** Calls refused because the monthly quota was used up. */
+  quotaExceeded: number;
 }
 
 interface Answer {
@@ -77,6 +81,8 @@ export class EmulatorServer {
       revoked: 0,
       duplicates: 0,
       validationErrors: 0,
+      quotaUsed: {},
+      quotaExceeded: 0,
     };
   }
 
@@ -152,6 +158,25 @@ export class EmulatorServer {
 
     const auth = this.authorize(headers.authorization);
     if (auth) return auth;
+    const month = this.month();
+    if (this.opts.monthlyQuota !== null && (this.stats_.quotaUsed[month] ?? 0) >= this.opts.monthlyQuota) return this.quotaExceeded();
+    const answer = await this.attendance(endpoint, url, body);
+    // Only successful calls count against the quota; the month is the one the call arrived in.
+    if (answer.status === 200 && (answer.body as { code?: unknown } | undefined)?.code === 0) this.stats_.quotaUsed[month] = (this.stats_.quotaUsed[month] ?? 0) + 1;
+    return answer;
+  }
+
+  /** The calendar month (yyyy-MM) of the emulator's clock, in its zone: the quota's period. */
+  private month(): string {
+    return DateTime.fromMillis(this.now(), { zone: this.opts.timeZone }).toFormat('yyyy-MM');
+  }
+
+  private quotaExceeded(): Answer {
+    this.stats_.quotaExceeded++;
+    return fail(429, 99991403, "This month's API call quota has been exceeded");
+  }
+
+  private async attendance(endpoint: Endpoint, url: URL, body: unknown): Promise<Answer> {
     const limited = this.rateLimit(endpoint);
     if (limited) return limited;
     if (this.opts.latencyMs > 0) await new Promise((r) => setTimeout(r, this.opts.latencyMs));
@@ -172,7 +197,7 @@ export class EmulatorServer {
         case 'no-row-affected':
           return fail(400, 1220600, 'no row affected');
         case 'quota':
-          return fail(400, 99991403, "This month's API call quota has been exceeded");
+          return this.quotaExceeded();
         case 'slow':
           await new Promise((r) => setTimeout(r, this.opts.slowMs));
           break;

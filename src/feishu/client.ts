@@ -133,6 +133,8 @@ export interface FeishuClientOptions {
   logger?: Logger;
   clock?: Clock;
   random?: () => number;
+  /** Called once per business call Feishu answered with code 0: what its monthly quota counts. */
+  onSuccess?: (endpoint: FeishuEndpoint) => void;
 }
 
 export interface FeishuClientStats {
@@ -184,6 +186,7 @@ export class FeishuClient {
   private readonly logger: Logger | undefined;
   private readonly clock: Clock;
   private readonly timeZone: string;
+  private readonly onSuccess: ((endpoint: FeishuEndpoint) => void) | undefined;
   private readonly counters = { calls: 0, requests: 0, retries: 0, rateLimited: 0, tokenRefreshes: 0, reconciliations: 0, lookups: 0, failures: 0 };
 
   constructor(opts: FeishuClientOptions) {
@@ -200,6 +203,7 @@ export class FeishuClient {
     this.logger = opts.logger;
     this.clock = opts.clock ?? systemClock;
     this.timeZone = opts.timeZone ?? 'Asia/Shanghai';
+    this.onSuccess = opts.onSuccess;
     this.tokens =
       opts.tokenProvider ??
       new TokenProvider({
@@ -449,6 +453,7 @@ export class FeishuClient {
       });
       const failure = classifyResponse(spec.endpoint, res, spec.isWrite);
       if (failure) throw failure;
+      this.onSuccess?.(spec.endpoint);
       return spec.parse(res);
     };
     return retryLoop(attempt, {

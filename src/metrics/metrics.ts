@@ -95,6 +95,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly quotaUsed = new client.Gauge({
+    name: 'attendance_sync_feishu_quota_used',
+    help: "successful Feishu calls this worker made in the current calendar month (what Feishu's monthly quota counts)",
+    registers: [this.registry],
+  });
+
+  readonly quotaLimit = new client.Gauge({
+    name: 'attendance_sync_feishu_quota_limit',
+    help: 'feishu.monthly_quota (absent when not configured)',
+    registers: [this.registry],
+  });
+
   readonly leader = new client.Gauge({
     name: 'attendance_sync_leader',
     help: '1 while this process holds the leader lock',

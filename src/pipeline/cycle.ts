@@ -18,6 +18,7 @@ import { cursorColumn } from '../source/relation.js';
 import { finishRun, startRun } from '../state/runs.js';
 import { outboxDepth, oldestPending } from '../state/syncRecords.js';
 import type { StateTables } from '../state/tables.js';
+import type { QuotaMeter } from '../state/quota.js';
 import { getWatermark, setLastRescan } from '../state/watermarks.js';
 import { applyStartFrom, reevaluateInvalid, startFloor } from './kindState.js';
 import { cycleSummary, PRETTY } from './summary.js';
@@ -32,6 +33,8 @@ export interface PipelineDeps {
   readonly logger: Logger;
   readonly owner: string;
   readonly metrics?: Metrics | undefined;
+  /** Counts successful Feishu calls per month (feishu.monthly_quota). */
+  readonly quota?: QuotaMeter | undefined;
 }
 
 /** Where a cycle's time went, in ms: reading the source, mapping rows, planning (state DB), sending. */
@@ -343,6 +346,7 @@ export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal;
   } catch (err) {
     error = describeError(err);
   }
+  await deps.quota?.flush();
   const depth = await outboxDepth(deps.state, deps.t).catch(() => -1);
   // Operations still waiting after a sending cycle (Feishu down, backing off) were planned but not sent.
   const unsent = opts.send !== false && depth > 0;

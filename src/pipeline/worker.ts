@@ -11,6 +11,7 @@ import { createLeaderLock, type LeaderLock } from '../state/lock.js';
 import { reclaimOrphanedLeases } from '../state/syncRecords.js';
 import { ensureTenant, tenantOf } from '../state/tenant.js';
 import { markCrashedRuns } from '../state/runs.js';
+import { QuotaMeter, quotaFigures } from '../state/quota.js';
 import type { PipelineDeps } from './cycle.js';
 
 export interface Pipeline {
@@ -52,6 +53,23 @@ export async function openPipeline(
     await dbs.close();
     throw err;
   }
+  const quota = new QuotaMeter({
+    db: dbs.state,
+    t: dbs.tables,
+    zone: config.feishu.time_zone,
+    limit: config.feishu.monthly_quota ?? null,
+    logger,
+    onTotal: (f) => {
+      opts.metrics?.quotaUsed.set(f.used);
+      if (f.limit !== null) opts.metrics?.quotaLimit.set(f.limit);
+    },
+  });
+  if (opts.metrics) {
+    // The gauges show the month's count from the start, not only after this process's first call.
+    const f = await quotaFigures(dbs.state, dbs.tables, { zone: config.feishu.time_zone, limit: config.feishu.monthly_quota ?? null }).catch(() => null);
+    if (f) opts.metrics.quotaUsed.set(f.used);
+    if (config.feishu.monthly_quota !== undefined) opts.metrics.quotaLimit.set(config.feishu.monthly_quota);
+  }
   const client = new FeishuClient({
     baseUrl: config.feishu.base_url,
     appId: config.feishu.app_id,
@@ -60,6 +78,7 @@ export async function openPipeline(
     timeoutMs: config.feishu.timeout_ms,
     timeZone: config.feishu.time_zone,
     logger,
+    onSuccess: () => quota.record(),
   });
   const owner = ownerId();
   const inner = createLeaderLock(dbs.state, dbs.tables, { owner, leaseMs: config.sync.lock_lease_seconds * 1000 });
@@ -87,12 +106,13 @@ export async function openPipeline(
     renew: () => inner.renew(),
     release: () => inner.release(),
   };
-  const deps: PipelineDeps = { config, source: dbs.source, state: dbs.state, t: dbs.tables, client, logger, owner, metrics: opts.metrics };
+  const deps: PipelineDeps = { config, source: dbs.source, state: dbs.state, t: dbs.tables, client, logger, owner, metrics: opts.metrics, quota };
   return {
     deps,
     dbs,
     lock,
     async close() {
+      await quota.flush();
       await dbs.close();
     },
   };

@@ -340,11 +340,13 @@ export class Sender {
         logger.error(
           category === 'auth'
             ? 'Feishu refused the app credentials or permissions: sending stops until they are fixed'
-            : "Feishu's monthly API quota is used up: sending stops",
+            : "Feishu's monthly API quota is used up (99991403): sending stops for this cycle; operations stay pending and the next cycle tries one call first",
           { code: errorCode, feishuCode: code, msg, logId: fe?.logId },
         );
       }
-      await markRetry(state, t, op.id, { owner, nextAttemptAt: now + HALT_MS, code, msg, errorCode, countAttempt: false });
+      // A quota refusal is due again at once: the halt ends this cycle's sending, and the next
+      // cycle's lone first operation is the probe (a refused call does not count against it).
+      await markRetry(state, t, op.id, { owner, nextAttemptAt: category === 'quota' ? now : now + HALT_MS, code, msg, errorCode, countAttempt: false });
       counts.retried++;
       metric('retry');
       return;

@@ -10,6 +10,8 @@ export interface StateTables {
   readonly tenant: string;
   /** Per kind: the hash of the mapping that judged it, where sync.start_from began it. */
   readonly kindState: string;
+  /** Successful Feishu calls per calendar month, against the monthly quota. */
+  readonly quota: string;
   /** The sync table with readable UTC timestamps (`created_at_utc`, …). */
   readonly syncRecordsView: string;
   /** knex's own bookkeeping tables, prefixed too so two installations can share a database. */
@@ -27,6 +29,7 @@ export function stateTables(prefix: string): StateTables {
     lock: `${prefix}lock`,
     tenant: `${prefix}tenant`,
     kindState: `${prefix}kind_state`,
+    quota: `${prefix}quota`,
     syncRecordsView: `${prefix}sync_records_view`,
     migrations: `${prefix}migrations`,
     migrationsLock: `${prefix}migrations_lock`,

@@ -133,6 +133,8 @@ export async function rebindTenant(db: Knex, t: StateTables, current: TenantIden
       forgotten.operations = Number(await trx(t.syncRecords).delete());
       forgotten.records = Number(await trx(t.records).delete());
       forgotten.watermarks = Number(await trx(t.watermarks).delete());
+      // The calls counted against the monthly quota were the old tenant's.
+      if (await trx.schema.hasTable(t.quota)) await trx(t.quota).delete();
     }
     await trx(t.tenant).where({ name: ROW }).delete();
     await trx(t.tenant).insert(bindingRow(current, now));

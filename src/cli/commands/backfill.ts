@@ -11,6 +11,8 @@ import { effectiveDateColumn, sourceRelation } from '../../source/relation.js';
 import { finishRun, startRun } from '../../state/runs.js';
 import { requeueSentCreates } from '../../state/syncRecords.js';
 import { keepLease, lockHolder } from '../../state/lock.js';
+import { quotaFigures } from '../../state/quota.js';
+import { quotaSettings } from './status.js';
 import { loadContext } from '../context.js';
 import { setExitCode } from '../main.js';
 
@@ -108,6 +110,19 @@ export function register(program: Command): void {
         }
         const summary = `backfill ${from} … ${to}${opts.dryRun ? ' (dry run: nothing written, nothing sent)' : ''}: read ${total.read}, created ${total.created}, revoked ${total.revoked}, unchanged ${total.unchanged}, inactive ${total.inactive}, invalid ${total.invalid}, sent ${sendCounts.sent}, failed ${sendCounts.failed + sendCounts.dead}`;
         process.stdout.write(summary + '\n');
+        if (opts.dryRun) {
+          // One call per create and per revoke; a lookup after a lost reply adds one more.
+          const needed = total.created + total.revoked;
+          const q = await quotaFigures(p.dbs.state, p.dbs.tables, quotaSettings(config));
+          const left = q.limit !== null ? Math.max(0, q.limit - q.used) : null;
+          process.stdout.write(
+            `Feishu calls needed: ${needed} (${total.created} create(s), ${total.revoked} revoke(s)); ` +
+              (left !== null
+                ? `monthly quota ${q.month}: ${q.used} of ${q.limit} used, ${left} left${needed > left ? ` — ${needed - left} more than is left: sending stops at the quota and the rest waits for the next month` : ''}`
+                : `${q.used} call(s) used in ${q.month} (no feishu.monthly_quota set)`) +
+              '\n',
+          );
+        }
         logger.info('backfill finished', { from, to, dryRun: opts.dryRun === true, ...total, ...sendCounts });
         setExitCode(cmd, abort.signal.aborted || sendCounts.failed + sendCounts.dead + sendCounts.halted > 0 ? ExitCode.RUNTIME : ExitCode.OK);
       } finally {

@@ -53,6 +53,7 @@ export function register(program: Command): void {
     .option('--duplicate <mode>', 'answer to a repeated idempotent_id: conflict | replay', 'conflict')
     .option('--latency <ms>', 'delay before every attendance answer', int('--latency'), 0)
     .option('--clock-offset <ms>', "shift the emulator's clock (creation times, today + 1 cap); negative: the past", signedInt('--clock-offset'), 0)
+    .option('--monthly-quota <n>', 'successful attendance calls allowed per calendar month; over it: HTTP 429, code 99991403', int('--monthly-quota'))
     .option('--sealed-until <yyyyMMdd>', 'dates before this are sealed (封账): their creates and revokes are refused')
     .action(async (o: Record<string, unknown>) => {
       let faults = {};
@@ -78,6 +79,7 @@ export function register(program: Command): void {
         latencyMs: o.latency as number,
         clockOffsetMs: o.clockOffset as number,
         sealedUntil: typeof o.sealedUntil === 'string' ? o.sealedUntil : null,
+        monthlyQuota: typeof o.monthlyQuota === 'number' ? o.monthlyQuota : null,
       });
       process.stdout.write(
         [

@@ -8,6 +8,7 @@ import { lastRuns } from '../../state/runs.js';
 import { lockHolder } from '../../state/lock.js';
 import type { StateTables } from '../../state/tables.js';
 import { describeTenant, getTenantBinding } from '../../state/tenant.js';
+import { quotaFigures } from '../../state/quota.js';
 import type { ResolvedConfig } from '../../config/load.js';
 import type { Kind } from '../../kinds.js';
 import { loadContext, openDatabases } from '../context.js';
@@ -35,7 +36,12 @@ function cursorInstant(value: string | null, zone: string | undefined): number |
   return dt.isValid ? dt.toMillis() : null;
 }
 
-export async function collectStatus(db: Knex, t: StateTables, zones: Partial<Record<Kind, string>> = {}) {
+/** What the monthly quota is counted in: feishu.time_zone's calendar months, feishu.monthly_quota. */
+export function quotaSettings(config: ResolvedConfig): { zone: string; limit: number | null } {
+  return { zone: config.feishu.time_zone, limit: config.feishu.monthly_quota ?? null };
+}
+
+export async function collectStatus(db: Knex, t: StateTables, zones: Partial<Record<Kind, string>> = {}, quota: { zone: string; limit: number | null } = { zone: 'Asia/Shanghai', limit: null }) {
   const [watermarks, counts, oldest, runs, errors, holder, held] = await Promise.all([
     listWatermarks(db, t),
     statusCounts(db, t),
@@ -46,6 +52,7 @@ export async function collectStatus(db: Knex, t: StateTables, zones: Partial<Rec
     heldCreates(db, t, 20),
   ]);
   const tenant = (await db.schema.hasTable(t.tenant)) ? await getTenantBinding(db, t) : null;
+  const feishuQuota = await quotaFigures(db, t, quota);
   const byKind: Record<string, Record<string, number>> = {};
   for (const c of counts) (byKind[c.kind] ??= {})[c.status] = c.count;
   return {
@@ -67,6 +74,8 @@ export async function collectStatus(db: Knex, t: StateTables, zones: Partial<Rec
     })),
     lock: holder,
     tenant,
+    /** Successful Feishu calls this worker made in the current month, against feishu.monthly_quota. */
+    feishu: { quota: feishuQuota },
     /** Creates held back until the failed or dead revoke of the version before them is retried. */
     heldTotal: held.total,
     held: held.items.map((h) => ({
@@ -132,6 +141,10 @@ export function renderStatus(s: Awaited<ReturnType<typeof collectStatus>>): stri
   out.push('', `Oldest pending: ${s.oldestPending ? `#${s.oldestPending.id} ${s.oldestPending.kind} ${fit(s.oldestPending.sourceKey, 40)} ${s.oldestPending.operation}, queued ${when(s.oldestPending.createdAt)}, ${s.oldestPending.attempts} attempt(s)` : 'none'}`);
   out.push(`Leader lock: ${s.lock ? `${s.lock.owner}, heartbeat ${when(s.lock.heartbeatAt)}` : 'free'}`);
   out.push(`Feishu tenant: ${s.tenant ? `${describeTenant(s.tenant)}, bound ${when(s.tenant.boundAt)}` : 'not bound yet (the first send binds it)'}`);
+  const q = s.feishu.quota;
+  out.push(
+    `Feishu quota ${q.month}: ${q.used} call(s) used${q.limit !== null ? ` of ${q.limit} (${Math.floor((q.used / q.limit) * 100)} %), ${Math.max(0, q.limit - q.used)} left` : ' (no feishu.monthly_quota set)'}`,
+  );
   out.push('', 'Last runs');
   if (s.lastRuns.length === 0) out.push('  (none)');
   for (const r of s.lastRuns) {
@@ -182,7 +195,7 @@ export function register(program: Command): void {
       const { config } = loadContext(cmd);
       const dbs = openDatabases(config, { poolMax: 2 });
       try {
-        const s = await collectStatus(dbs.state, dbs.tables, cursorZones(config));
+        const s = await collectStatus(dbs.state, dbs.tables, cursorZones(config), quotaSettings(config));
         process.stdout.write(opts.json ? JSON.stringify(s, null, 2) + '\n' : renderStatus(s));
       } finally {
         await dbs.close();
