@@ -45,6 +45,8 @@ export interface EmulatorOptions {
   maxQueryUsers: number;
   /** False: the tenant never finished "API 接入"; every attendance call gets 1220004. */
   apiAccess: boolean;
+  /** False: the app is disabled; every attendance call gets 99991662 "app not in use". */
+  appInUse: boolean;
   /** Departed users: query returns their times in UTC+0 with an empty `time_zone`. */
   departedUsers: readonly string[];
   /** Require all three i18n_names (ch, en, ja), as the old Lark page marks them. */
@@ -99,6 +101,7 @@ export const DEFAULT_OPTIONS: Readonly<EmulatorOptions> = Object.freeze({
   queryCapOn: 'to',
   maxQueryUsers: 50,
   apiAccess: true,
+  appInUse: true,
   departedUsers: [],
   i18nNamesRequired: false,
   overlappingLeaves: 'accept',
@@ -137,6 +140,7 @@ export const EMULATOR_OPTIONS_ENV = 'ATTENDANCE_SYNC_EMULATOR_OPTIONS';
 const VALUE_CHECKS: Record<string, (v: unknown) => boolean> = {
   maxQueryUsers: (v) => Number.isInteger(v) && (v as number) > 0,
   apiAccess: (v) => typeof v === 'boolean',
+  appInUse: (v) => typeof v === 'boolean',
   departedUsers: (v) => Array.isArray(v) && v.every((u) => typeof u === 'string'),
   strict: (v) => typeof v === 'boolean',
   revokeReply: (v) => v === 'full' || v === 'no-status' || v === 'no-status-unapplied',

@@ -158,6 +158,7 @@ export class EmulatorServer {
     if (limited) return limited;
     if (this.opts.latencyMs > 0) await new Promise((r) => setTimeout(r, this.opts.latencyMs));
     // "API 接入" not done in the attendance console: every user looks unknown (feishu-api.md §6.1).
+    if (!this.opts.appInUse) return fail(400, 99991662, 'app not in use');
     if (!this.opts.apiAccess) return fail(400, 1220004, 'user_id is not exist or does not have permission');
 
     const fault = this.drawFault();
