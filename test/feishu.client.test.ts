@@ -224,7 +224,7 @@ describe('permanent errors', () => {
 
 describe('revokeApproval and findByIdempotentId', () => {
   it('revokes, and a repeated revoke is success only once a query shows the item withdrawn', async () => {
-    emu = await startEmulator({ users: USERS });
+    emu = await startEmulator({ users: USERS, revokeTwice: 'error', revokedStatus: 4 }); // asserts the error reading of a repeat revoke
     const client = makeClient(emu);
     const created = await client.createUserApproval('employee_id', leave('k-rev'));
     const lookup = { employeeType: 'employee_id' as const, userId: 'u1', date: DATE };

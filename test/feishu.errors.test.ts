@@ -16,6 +16,9 @@ describe('classifyResponse', () => {
     // [http, code, msg, expected code, category]
     [429, 99991400, 'request trigger frequency limit', 'FEISHU_RATE_LIMITED', 'rate_limited'],
     [400, 99991400, 'request trigger frequency limit', 'FEISHU_RATE_LIMITED', 'rate_limited'],
+    [400, 1000004, 'method rate limited', 'FEISHU_RATE_LIMITED', 'rate_limited'],
+    [400, 1000005, 'app rate limited', 'FEISHU_RATE_LIMITED', 'rate_limited'],
+    [400, 99991662, 'app not in use', 'FEISHU_AUTH', 'auth'],
     [400, 99991663, 'Invalid access token', 'FEISHU_TOKEN_INVALID', 'auth'],
     [200, 99991663, 'Invalid access token', 'FEISHU_TOKEN_INVALID', 'auth'],
     [400, 1220002, 'tenant_id is empty', 'FEISHU_TOKEN_INVALID', 'auth'],

@@ -80,7 +80,7 @@ describe('mapping: all four kinds', () => {
           interval: 57600,
           start_time: '2026-03-02 09:00:00',
           end_time: '2026-03-03 18:00:00',
-          i18n_names: { ch: '年假', en: 'Annual leave' },
+          i18n_names: { ch: '年假', en: 'Annual leave', ja: '年假' }, // ja filled from the default locale
           default_locale: 'ch',
           reason: '回老家',
         },
@@ -88,6 +88,13 @@ describe('mapping: all four kinds', () => {
     });
     expect(m.effectiveDate).toBe('2026-03-02');
     expect(m.sourceKey).toBe('101');
+  });
+
+  it('fills i18n_names missing locales from the default name, without changing the version of records synced before', () => {
+    const m = valid(mapRow('leave', k('leave'), leaveRow(), ctx));
+    const asConfigured = { ...m.request, leaves: [{ ...m.request.leaves![0]!, i18n_names: { ch: '年假', en: 'Annual leave' } }] };
+    expect(m.version).toBe(versionHash(asConfigured));
+    expect(Object.keys(m.request.leaves![0]!.i18n_names).sort()).toEqual(['ch', 'en', 'ja']);
   });
 
   it('maps half-day and hourly leave', () => {

@@ -67,11 +67,13 @@ export class Ledger {
    * CreateTime selects items created in it (dates in the emulator's zone); grouped by
    * (user_id, date).
    */
-  query(q: { userIds: readonly string[]; from: number; to: number; type: string; status: number; timeZone: string }): Array<Record<string, unknown>> {
+  query(q: { userIds: readonly string[]; from: number; to: number; type: string; status: number; revokedStatus?: number; timeZone: string }): Array<Record<string, unknown>> {
     const users = new Set(q.userIds);
     const groups = new Map<string, Record<string, unknown>>();
     for (const e of this.entries.values()) {
-      if (!users.has(e.userId) || e.status !== q.status) continue;
+      // A revoked item (stored as 4) shows under the status the query labels revoked.
+      const shown = e.status === 4 ? (q.revokedStatus ?? 4) : e.status;
+      if (!users.has(e.userId) || shown !== q.status) continue;
       let lo: number;
       let hi: number;
       if (q.type === 'CreateTime') {

@@ -15,8 +15,12 @@ export interface EmulatorOptions {
   tokenErrorHttpStatus: number;
   /** uniq_id must be shorter than 14 characters (the documentation's own sample breaks it). */
   strict: boolean;
-  /** What a repeated idempotent_id gets: an error (1220600 "the object already exists") or the original answer. */
-  duplicateIdempotentId: 'conflict' | 'replay';
+  /**
+   * What a repeated idempotent_id gets: an error (1220600 "the object already exists"), the
+   * same error with the existing item in `data` (as Feishu People's sibling endpoint does), or
+   * the original answer again.
+   */
+  duplicateIdempotentId: 'conflict' | 'conflict-with-data' | 'replay';
   /** What revoking an item that is not approved gets. */
   revokeTwice: 'error' | 'ok';
   /**
@@ -25,6 +29,34 @@ export interface EmulatorOptions {
    * changes nothing. The documentation does not say this never happens.
    */
   revokeReply: 'full' | 'no-status' | 'no-status-unapplied';
+  /**
+   * The query status a revoked leave or overtime appears under: 4 (the process page's 已撤回)
+   * or 3 (the query page's 已撤回). Outs and trips follow the same setting.
+   */
+  revokedStatus: 3 | 4;
+  /**
+   * How "check_date_to no more than 30 days after check_date_from" is counted: `exclusive`
+   * allows to − from ≤ 30; `inclusive` counts both ends as days, so to − from ≤ 29.
+   */
+  queryWindow: 'exclusive' | 'inclusive';
+  /** Which query date the today + 1 cap applies to: `to` (the stricter reading) or `from` (as documented). */
+  queryCapOn: 'to' | 'from';
+  /** Most `user_ids` in one query (undocumented; every sibling endpoint caps at 50). */
+  maxQueryUsers: number;
+  /** False: the tenant never finished "API 接入"; every attendance call gets 1220004. */
+  apiAccess: boolean;
+  /** False: the app is disabled; every attendance call gets 99991662 "app not in use". */
+  appInUse: boolean;
+  /** Departed users: query returns their times in UTC+0 with an empty `time_zone`. */
+  departedUsers: readonly string[];
+  /** Require all three i18n_names (ch, en, ja), as the old Lark page marks them. */
+  i18nNamesRequired: boolean;
+  /** A leave overlapping an approved leave of the same user: accepted, or refused (WeCom refuses). */
+  overlappingLeaves: 'accept' | 'refuse';
+  /** Echo `leave_detail_range_objs` on leaves in create and query responses (the SDK's types have it). */
+  echoLeaveDetailRanges: boolean;
+  /** Leave `interval` in query results: present, or left out ("暂未开放提供"). */
+  queryInterval: 'provided' | 'omitted';
   /** Fault probabilities per attendance call, e.g. `5xx=0.02,drop=0.02,stored-then-failed=0.02`. */
   faults: FaultSpec;
   seed: number;
@@ -70,6 +102,17 @@ export const DEFAULT_OPTIONS: Readonly<EmulatorOptions> = Object.freeze({
   duplicateIdempotentId: 'conflict',
   revokeTwice: 'error',
   revokeReply: 'full',
+  revokedStatus: 4,
+  queryWindow: 'exclusive',
+  queryCapOn: 'to',
+  maxQueryUsers: 50,
+  apiAccess: true,
+  appInUse: true,
+  departedUsers: [],
+  i18nNamesRequired: false,
+  overlappingLeaves: 'accept',
+  echoLeaveDetailRanges: false,
+  queryInterval: 'provided',
   faults: {},
   seed: 1,
   slowMs: 15_000,
@@ -81,6 +124,66 @@ export const DEFAULT_OPTIONS: Readonly<EmulatorOptions> = Object.freeze({
   clockOffsetMs: 0,
   monthlyQuota: null,
 });
+
+/**
+ * The switches for undocumented behaviours, with their values: the documented or best
+ * reading first (the default), then the others.
+ */
+export const UNCERTAIN_SWITCHES = Object.freeze({
+  revokedStatus: [4, 3],
+  queryWindow: ['exclusive', 'inclusive'],
+  queryCapOn: ['to', 'from'],
+  duplicateIdempotentId: ['conflict', 'conflict-with-data', 'replay'],
+  revokeTwice: ['error', 'ok'],
+  overlappingLeaves: ['accept', 'refuse'],
+  i18nNamesRequired: [false, true],
+  echoLeaveDetailRanges: [false, true],
+  queryInterval: ['provided', 'omitted'],
+} as const);
+
+/** Environment variable with emulator options (JSON) that replace the defaults: CI runs the suite under other readings with it. */
+export const EMULATOR_OPTIONS_ENV = 'ATTENDANCE_SYNC_EMULATOR_OPTIONS';
+
+const VALUE_CHECKS: Record<string, (v: unknown) => boolean> = {
+  maxQueryUsers: (v) => Number.isInteger(v) && (v as number) > 0,
+  apiAccess: (v) => typeof v === 'boolean',
+  appInUse: (v) => typeof v === 'boolean',
+  departedUsers: (v) => Array.isArray(v) && v.every((u) => typeof u === 'string'),
+  strict: (v) => typeof v === 'boolean',
+  revokeReply: (v) => v === 'full' || v === 'no-status' || v === 'no-status-unapplied',
+  rateLimitHttpStatus: (v) => v === 429 || v === 400,
+  tokenErrorHttpStatus: (v) => Number.isInteger(v),
+};
+
+/** Parse and check emulator options given as JSON (the environment variable, the CLI's --options); every problem names the option. */
+export function parseOptionsJson(text: string, source = EMULATOR_OPTIONS_ENV): Partial<EmulatorOptions> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new Error(`${source}: not valid JSON`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${source}: must be a JSON object`);
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    const allowed = (UNCERTAIN_SWITCHES as Record<string, readonly unknown[]>)[key];
+    if (allowed) {
+      if (!allowed.includes(value)) throw new Error(`${source}: ${key} must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`);
+    } else if (VALUE_CHECKS[key]) {
+      if (!VALUE_CHECKS[key]!(value)) throw new Error(`${source}: ${key} has an invalid value ${JSON.stringify(value)}`);
+    } else {
+      throw new Error(`${source}: unknown option "${key}"`);
+    }
+    out[key] = value;
+  }
+  return out as Partial<EmulatorOptions>;
+}
+
+/** Options from the environment variable; empty when it is unset. */
+export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<EmulatorOptions> {
+  const text = env[EMULATOR_OPTIONS_ENV];
+  return text && text.trim() ? parseOptionsJson(text) : {};
+}
 
 /** Parse `5xx=0.05,drop=0.02,…`; every problem names the part it comes from. */
 export function parseFaults(spec: string): FaultSpec {

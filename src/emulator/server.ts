@@ -4,7 +4,7 @@ import { DateTime } from 'luxon';
 import { KIND_APPROVAL_TYPE } from '../kinds.js';
 import { employeeTypeSchema, fieldPath, processBodySchema, queryBodySchema, validateCreateBody } from '../feishu/schema.js';
 import { ARRAY_KIND, Ledger, type LedgerEntry } from './ledger.js';
-import { DEFAULT_OPTIONS, FAULT_KINDS, parseFaults, seededRandom, type EmulatorOptions, type FaultKind } from './options.js';
+import { DEFAULT_OPTIONS, FAULT_KINDS, optionsFromEnv, parseFaults, seededRandom, type EmulatorOptions, type FaultKind } from './options.js';
 
 /*
  * A local Feishu that behaves like the real one for the endpoints the worker uses
@@ -63,7 +63,9 @@ export class EmulatorServer {
   readonly server: http.Server;
 
   constructor(opts: Partial<EmulatorOptions> = {}) {
-    this.opts = { ...DEFAULT_OPTIONS, ...opts };
+    // The environment replaces the defaults (CI runs the suite under other readings); a
+    // test's own options still win.
+    this.opts = { ...DEFAULT_OPTIONS, ...optionsFromEnv(), ...opts };
     this.rng = seededRandom(this.opts.seed);
     this.server = http.createServer((req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 5_000;
@@ -180,6 +182,9 @@ export class EmulatorServer {
     const limited = this.rateLimit(endpoint);
     if (limited) return limited;
     if (this.opts.latencyMs > 0) await new Promise((r) => setTimeout(r, this.opts.latencyMs));
+    // "API 接入" not done in the attendance console: every user looks unknown (feishu-api.md §6.1).
+    if (!this.opts.appInUse) return fail(400, 99991662, 'app not in use');
+    if (!this.opts.apiAccess) return fail(400, 1220004, 'user_id is not exist or does not have permission');
 
     const fault = this.drawFault();
     if (fault) {
@@ -321,6 +326,18 @@ export class EmulatorServer {
       });
     }
     const ua = (body as { user_approval: Record<string, unknown> }).user_approval;
+    if (this.opts.i18nNamesRequired) {
+      // The old Lark page marks ch, en and ja all required.
+      for (const arr of ['leaves', 'outs']) {
+        const list = (ua[arr] as Array<Record<string, unknown>> | undefined) ?? [];
+        for (const [i, item] of list.entries()) {
+          const names = (item.i18n_names ?? {}) as Record<string, unknown>;
+          for (const locale of ['ch', 'en', 'ja']) {
+            if (typeof names[locale] !== 'string' || names[locale] === '') return this.violation(`user_approval.${arr}[${i}].i18n_names.${locale}`, 'is required');
+          }
+        }
+      }
+    }
     const userId = String(ua.user_id);
     const date = String(ua.date);
     if (this.opts.users && !this.opts.users.includes(userId)) return fail(400, 1220004, 'user_id is not exist or does not have permission');
@@ -337,7 +354,20 @@ export class EmulatorServer {
     if (dup) {
       this.stats_.duplicates++;
       if (this.opts.duplicateIdempotentId === 'replay') return { status: 200, body: dup.response };
+      if (this.opts.duplicateIdempotentId === 'conflict-with-data') {
+        // The existing record, as Feishu People's leave_granting_records answers 1160010.
+        return fail(400, 1220600, 'the object already exists', { data: (dup.response as { data?: unknown }).data });
+      }
       return fail(400, 1220600, 'the object already exists');
+    }
+    if (this.opts.overlappingLeaves === 'refuse') {
+      for (const { arr, item } of items) {
+        if (ARRAY_KIND[arr] !== 'leave') continue;
+        const start = String(item.start_time);
+        const end = String(item.end_time);
+        const clash = this.ledger.all().find((e) => e.kind === 'leave' && e.userId === userId && e.status === 2 && String(e.item.start_time) < end && start < String(e.item.end_time));
+        if (clash) return fail(400, 1220600, `leave time conflicts with approval ${clash.approvalId}`);
+      }
     }
     const now = this.now();
     const stamp = DateTime.fromMillis(now, { zone: this.opts.timeZone }).toFormat('yyyy-MM-dd HH:mm:ss');
@@ -369,7 +399,7 @@ export class EmulatorServer {
       };
       this.ledger.add(entry);
       this.stats_.created++;
-      echo[arr] = [...((echo[arr] as unknown[] | undefined) ?? []), stored];
+      echo[arr] = [...((echo[arr] as unknown[] | undefined) ?? []), kind === 'leave' ? this.withDetailRanges(stored) : stored];
     }
     const response = { code: 0, msg: 'success', data: { user_approval: echo } };
     this.ledger.rememberResponse(keys, approvalIds, response);
@@ -389,18 +419,62 @@ export class EmulatorServer {
     if (!from.isValid) return this.violation('check_date_from', 'must be a date as yyyyMMdd');
     if (!to.isValid) return this.violation('check_date_to', 'must be a date as yyyyMMdd');
     if (to < from) return this.violation('check_date_to', 'must not be before check_date_from');
-    if (to.diff(from, 'days').days > 30) return this.violation('check_date_to', 'at most 30 days after check_date_from');
+    // "不超过 30 天": counted as a difference (≤ 30) or with both ends as days (≤ 29 apart).
+    const maxSpan = this.opts.queryWindow === 'inclusive' ? 29 : 30;
+    if (to.diff(from, 'days').days > maxSpan) return this.violation('check_date_to', 'at most 30 days after check_date_from');
     const tomorrow = DateTime.fromMillis(this.now(), { zone: this.opts.timeZone }).startOf('day').plus({ days: 1 });
-    if (to > tomorrow) return this.violation('check_date_to', 'may not be later than today + 1 day');
+    if (this.opts.queryCapOn === 'to' && to > tomorrow) return this.violation('check_date_to', 'may not be later than today + 1 day');
+    if (from > tomorrow) return this.violation('check_date_from', 'may not be later than today + 1 day');
+    if (q.user_ids.length > this.opts.maxQueryUsers) return this.violation('user_ids', `at most ${this.opts.maxQueryUsers} users`);
     const rows = this.ledger.query({
       userIds: q.user_ids,
       from: q.check_date_from,
       to: q.check_date_to,
       type: q.check_date_type ?? 'PeriodTime',
       status: q.status ?? 2,
+      revokedStatus: this.opts.revokedStatus,
       timeZone: this.opts.timeZone,
     });
-    return ok({ user_approvals: rows });
+    return ok({ user_approvals: rows.map((row) => this.presentQueried(row)) });
+  }
+
+  /** The SDK's per-day split of a leave, as unix-second ranges (its meaning is undocumented). */
+  private withDetailRanges(item: Record<string, unknown>): Record<string, unknown> {
+    if (!this.opts.echoLeaveDetailRanges) return item;
+    const start = DateTime.fromFormat(String(item.start_time), 'yyyy-MM-dd HH:mm:ss', { zone: this.opts.timeZone });
+    const end = DateTime.fromFormat(String(item.end_time), 'yyyy-MM-dd HH:mm:ss', { zone: this.opts.timeZone });
+    if (!start.isValid || !end.isValid) return item;
+    return {
+      ...item,
+      leave_detail_range_objs: [{ day: Number(start.toFormat('yyyyMMdd')), time_ranges: [{ start_time_stamp: Math.floor(start.toSeconds()), end_time_stamp: Math.floor(end.toSeconds()) }] }],
+    };
+  }
+
+  /** One query group as Feishu presents it: departed users in UTC+0, leave extras per the switches. */
+  private presentQueried(row: Record<string, unknown>): Record<string, unknown> {
+    const departed = this.opts.departedUsers.includes(String(row.user_id));
+    const out: Record<string, unknown> = { ...row };
+    if (departed) out.time_zone = '';
+    for (const arr of Object.keys(ARRAY_KIND)) {
+      const list = row[arr] as Array<Record<string, unknown>> | undefined;
+      if (!list) continue;
+      out[arr] = list.map((item) => {
+        let x = ARRAY_KIND[arr] === 'leave' ? this.withDetailRanges(item) : { ...item };
+        if (ARRAY_KIND[arr] === 'leave' && this.opts.queryInterval === 'omitted') {
+          x = { ...x };
+          delete x.interval;
+        }
+        // "如果发起人已离职，则默认为 0 时区": the same instants, as UTC wall clocks.
+        if (departed) for (const f of ['start_time', 'end_time', 'approve_pass_time', 'approve_apply_time']) if (typeof x[f] === 'string') x[f] = this.toUtcWallClock(x[f]);
+        return x;
+      });
+    }
+    return out;
+  }
+
+  private toUtcWallClock(value: string): string {
+    const dt = DateTime.fromFormat(value, 'yyyy-MM-dd HH:mm:ss', { zone: this.opts.timeZone });
+    return dt.isValid ? dt.toUTC().toFormat('yyyy-MM-dd HH:mm:ss') : value;
   }
 
   // --- process (revoke) ---------------------------------------------------------------------------

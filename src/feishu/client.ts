@@ -4,7 +4,7 @@ import { registerSecret } from '../log/redact.js';
 import { classifyResponse, FeishuError, FeishuErrorCode, logIdOf, type FeishuEndpoint, type RawResponse } from './errors.js';
 import { FeishuHttp, systemClock, type Clock } from './http.js';
 import { RateLimiter } from './limiter.js';
-import { lookupWindows } from './lookup.js';
+import { chunkUserIds, dateWindows, lookupWindows } from './lookup.js';
 import { retryLoop, RetryPolicy, type RetryEvent, type TransientDecision } from './retry.js';
 import type { EmployeeType, QueryUserApprovalsBody } from './schema.js';
 import { TokenProvider } from './token.js';
@@ -84,7 +84,7 @@ export interface FindArgs {
   endTime?: string | undefined;
   /** Earliest possible creation time (epoch ms) for the CreateTime search; default 29 days ago. */
   createdFrom?: number | undefined;
-  /** Statuses to search, in order. Default [2, 4]: approved, then withdrawn. */
+  /** Statuses to search, in order. Default [2, 4, 3]: approved, then withdrawn under either label. */
   statuses?: readonly number[] | undefined;
 }
 
@@ -369,7 +369,7 @@ export class FeishuClient {
     }
   }
 
-  /** Find our item by idempotent_id (status 2, then 4 by default), or null. */
+  /** Find our item by idempotent_id (status 2, then 4, then 3 by default), or null. */
   async findByIdempotentId(args: FindArgs, opts: CallOptions = {}): Promise<FoundApproval | null> {
     this.counters.calls += 1;
     try {
@@ -377,6 +377,30 @@ export class FeishuClient {
     } catch (err) {
       throw this.failed('query', err, { idempotentId: args.idempotentId });
     }
+  }
+
+  /**
+   * Query many users over a long date range: user_ids in groups of at most 50 and dates in
+   * 29-day windows (both undocumented limits, read the strict way), one call per pair.
+   */
+  async queryMany(
+    employeeType: EmployeeType,
+    args: { userIds: readonly string[]; from: number; to: number; status?: 0 | 1 | 2 | 3 | 4; type?: 'PeriodTime' | 'CreateTime' },
+    opts: CallOptions = {},
+  ): Promise<QueryUserApprovalsResult> {
+    this.counters.calls += 1;
+    const out: QueriedUserApproval[] = [];
+    try {
+      for (const w of dateWindows(args.from, args.to, this.clock.now(), this.timeZone, args.type ?? 'PeriodTime')) {
+        for (const users of chunkUserIds(args.userIds)) {
+          const body: QueryUserApprovalsInput = { user_ids: users, check_date_from: w.from, check_date_to: w.to, check_date_type: w.type, ...(args.status !== undefined ? { status: args.status } : {}) };
+          out.push(...(await this.query(employeeType, body, opts.signal)).user_approvals);
+        }
+      }
+    } catch (err) {
+      throw this.failed('query', err, {});
+    }
+    return { user_approvals: out };
   }
 
   // -------------------------------------------------------------------------------------
@@ -398,7 +422,7 @@ export class FeishuClient {
       includeCreateTime,
     });
     const array = KIND_ARRAY[args.kind];
-    for (const status of args.statuses ?? [2, 4]) {
+    for (const status of args.statuses ?? [2, 4, 3]) {
       for (const w of windows) {
         let result: QueryUserApprovalsResult;
         try {
@@ -408,8 +432,9 @@ export class FeishuClient {
             signal,
           );
         } catch (err) {
-          // Status 3 is not queryable for every kind (§5.1); it is only ever a second guess.
-          if (status === 3 && err instanceof FeishuError && err.category === 'permanent') continue;
+          // Which of 3 and 4 holds withdrawn records, and whether both are queryable for every
+          // kind, is not settled (§5.1): a refusal of either means "nothing under this status".
+          if ((status === 3 || status === 4) && err instanceof FeishuError && err.category === 'permanent') break;
           throw err;
         }
         for (const ua of result.user_approvals) {

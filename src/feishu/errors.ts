@@ -209,7 +209,10 @@ const CONFIG_CODES = new Set([10003, 10014, 10015, 99991543, 99991401]);
 /** Token-invalid codes on business calls: drop the token, refetch, retry once (§2.4). */
 const TOKEN_INVALID_CODES = new Set([99991663, 99991664, 99991665, 99991671, 1220002]);
 /** Token problems a fresh tenant token cannot cure (wrong token type, missing header). */
-const AUTH_CODES = new Set([99991661, 99991668, 99991677]);
+/** 99991662 "app not in use": the app is disabled, so every call fails until an admin enables it. */
+const AUTH_CODES = new Set([99991661, 99991662, 99991668, 99991677]);
+/** Throttling: 99991400 (frequency control) and the generic list's 1000004 method / 1000005 app rate limited. */
+const THROTTLE_CODES = new Set([99991400, 1000004, 1000005]);
 /** Attendance internal errors: retry with backoff (§6.1). */
 const INTERNAL_CODES = new Set([1225000, 1226000, 1226500, 1227500]);
 
@@ -295,7 +298,7 @@ function fieldViolationsOf(env: Envelope): FieldViolation[] | undefined {
 
 /** The code for a non-zero body code, or undefined when the code alone does not decide. */
 function codeForFeishuCode(endpoint: FeishuEndpoint, code: number, msg: string): FeishuErrorCode | undefined {
-  if (code === 99991400) return FeishuErrorCode.RATE_LIMITED;
+  if (THROTTLE_CODES.has(code)) return FeishuErrorCode.RATE_LIMITED;
   if (code === 99991403) return FeishuErrorCode.QUOTA_EXCEEDED;
   if (TOKEN_INVALID_CODES.has(code)) return endpoint === 'token' ? FeishuErrorCode.CONFIG : FeishuErrorCode.TOKEN_INVALID;
   if (CONFIG_CODES.has(code)) return FeishuErrorCode.CONFIG;

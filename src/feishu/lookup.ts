@@ -3,7 +3,8 @@ import { DateTime } from 'luxon';
 /**
  * Date windows for looking a record up through the query endpoint (feishu-api.md §5.1):
  * `check_date_from` / `check_date_to` are yyyyMMdd numbers, at most 30 days apart, and
- * `check_date_from` may not be later than today + 1.
+ * `check_date_from` may not be later than today + 1. Every window here also keeps
+ * `check_date_to` within the cap, in case Feishu applies it there.
  */
 export interface DateWindow {
   type: 'PeriodTime' | 'CreateTime';
@@ -11,9 +12,18 @@ export interface DateWindow {
   to: number;
 }
 
-export const MAX_WINDOW_DAYS = 30;
 /**
- * A CreateTime search that only backs up a period window goes back at most this many 31-day
+ * Days a query window covers, both ends counted (to − from = 28). "No more than 30 days" may
+ * be counted as a difference (≤ 30) or with both ends as days (≤ 29 apart); a peer even saw a
+ * sibling API refuse 29-day chunks. 29 days stays inside every reading.
+ */
+export const WINDOW_DAYS = 29;
+/** The span of a window, check_date_to − check_date_from, in days. */
+const WINDOW_SPAN = WINDOW_DAYS - 1;
+/** Most user_ids in one query: undocumented for this endpoint; every sibling caps at 50. */
+export const MAX_QUERY_USERS = 50;
+/**
+ * A CreateTime search that only backs up a period window goes back at most this many 29-day
  * slices; one that is the only way to see the record goes back to `createdFrom`.
  */
 const MAX_CREATE_SLICES = 3;
@@ -68,8 +78,8 @@ export interface WindowArgs {
 /**
  * PeriodTime: the record's `date` and its start and end dates, one day wider on each side
  * (the server's zone is the attendance group's, ours may differ), clamped to the cap and to
- * 30 days (a longer record still overlaps its first 30 days).
- * CreateTime: from the day before `createdFrom` to the cap, in 31-day slices. Needed when the
+ * 29 days (a longer record still overlaps its first 29 days).
+ * CreateTime: from the day before `createdFrom` to the cap, in 29-day slices. Needed when the
  * record lies beyond today + 1, where PeriodTime cannot reach: then it goes all the way back to
  * `createdFrom`, since nothing else can find the record.
  */
@@ -87,7 +97,7 @@ export function lookupWindows(args: WindowArgs): DateWindow[] {
       const first = earliestDate.minus({ days: 1 });
       const last = latestDate.plus({ days: 1 });
       let to = last < cap ? last : cap;
-      const limit = first.plus({ days: MAX_WINDOW_DAYS });
+      const limit = first.plus({ days: WINDOW_SPAN });
       if (to > limit) to = limit;
       windows.push({ type: 'PeriodTime', from: ymd(first), to: ymd(to) });
     }
@@ -95,16 +105,39 @@ export function lookupWindows(args: WindowArgs): DateWindow[] {
   if (beyondCap || args.includeCreateTime) {
     const createdFrom = DateTime.fromMillis(args.createdFrom ?? args.nowMs - 29 * 86_400_000, { zone: args.timeZone });
     let from: DateTime = DateTime.fromObject({ year: createdFrom.year, month: createdFrom.month, day: createdFrom.day }, { zone: 'UTC' }).minus({ days: 1 });
-    const earliest = cap.minus({ days: beyondCap ? MAX_CREATE_LOOKBACK_DAYS : MAX_CREATE_SLICES * (MAX_WINDOW_DAYS + 1) - 1 });
+    const earliest = cap.minus({ days: beyondCap ? MAX_CREATE_LOOKBACK_DAYS : MAX_CREATE_SLICES * WINDOW_DAYS - 1 });
     if (from < earliest) from = earliest;
     // Newest slice first: a record created moments ago is found with one query.
     const slices: DateWindow[] = [];
     while (from <= cap) {
-      const end = from.plus({ days: MAX_WINDOW_DAYS });
+      const end = from.plus({ days: WINDOW_SPAN });
       slices.push({ type: 'CreateTime', from: ymd(from), to: ymd(end < cap ? end : cap) });
       from = end.plus({ days: 1 });
     }
     windows.push(...slices.reverse());
   }
   return windows;
+}
+
+/** Split user ids into query-sized groups (at most MAX_QUERY_USERS each), without repeats. */
+export function chunkUserIds(userIds: readonly string[], size = MAX_QUERY_USERS): string[][] {
+  const unique = [...new Set(userIds)];
+  const out: string[][] = [];
+  for (let i = 0; i < unique.length; i += size) out.push(unique.slice(i, i + size));
+  return out;
+}
+
+/** Consecutive windows of WINDOW_DAYS covering [from, to] (yyyyMMdd), clamped to today + 1. */
+export function dateWindows(from: number, to: number, nowMs: number, timeZone: string, type: DateWindow['type'] = 'PeriodTime'): DateWindow[] {
+  const start = parseYmd(from);
+  const endRaw = parseYmd(to);
+  if (!start || !endRaw) throw new RangeError(`dateWindows: ${from}..${to} are not yyyyMMdd dates`);
+  const cap = latestQueryableDate(nowMs, timeZone);
+  const end = endRaw < cap ? endRaw : cap;
+  const out: DateWindow[] = [];
+  for (let f = start; f <= end; f = f.plus({ days: WINDOW_DAYS })) {
+    const t = f.plus({ days: WINDOW_SPAN });
+    out.push({ type, from: ymd(f), to: ymd(t < end ? t : end) });
+  }
+  return out;
 }

@@ -450,7 +450,9 @@ export function mapRow(kind: Kind, cfg: AnyKindConfig, row: SourceRow, ctx: MapC
       outcome: 'valid',
       kind,
       sourceKey,
-      request,
+      request: withAllLocales(request),
+      // Over the names as configured: the filled-in ones follow from them, and records synced
+      // before the fill keep their versions (no revoke and re-create of every leave).
       version: versionHash(request),
       userId: built.userId,
       effectiveDate: toIsoDate(built.start, ctx.feishuTimeZone),
@@ -460,6 +462,24 @@ export function mapRow(kind: Kind, cfg: AnyKindConfig, row: SourceRow, ctx: MapC
     // A mapper bug must not stop the stream either: the row is recorded, not lost.
     return { outcome: 'invalid', kind, sourceKey, reasons: [`unexpected mapping error: ${(err as Error).message}`] };
   }
+}
+
+/**
+ * The old Lark page requires i18n_names ch, en and ja, the current one none: a locale without
+ * a name of its own gets the default locale's, which satisfies both readings.
+ */
+function withAllLocales(request: UserApproval): UserApproval {
+  const fill = <T extends { i18n_names: { ch?: string | undefined; en?: string | undefined; ja?: string | undefined }; default_locale: 'ch' | 'en' | 'ja' }>(item: T): T => {
+    const n = item.i18n_names;
+    const fallback = n[item.default_locale];
+    if (!fallback) return item;
+    return { ...item, i18n_names: { ...n, ch: n.ch || fallback, en: n.en || fallback, ja: n.ja || fallback } };
+  };
+  return {
+    ...request,
+    ...(request.leaves ? { leaves: request.leaves.map(fill) } : {}),
+    ...(request.outs ? { outs: request.outs.map(fill) } : {}),
+  } as UserApproval;
 }
 
 export function mapContextFor(cfg: AnyKindConfig, global: { sourceTimeZone: string; feishuTimeZone: string }): MapContext {

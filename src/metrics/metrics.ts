@@ -130,7 +130,7 @@ export interface HealthInput {
   /** End of the last cycle that ran without a failure or a halt (null: none yet). */
   readonly lastGoodCycleAt: number | null;
   /** The last cycle's outcome and error (null: none yet). */
-  readonly lastCycle: { readonly at: number; readonly outcome: string; readonly halted: number; readonly error?: string | undefined } | null;
+  readonly lastCycle: { readonly at: number; readonly outcome: string; readonly halted: number; readonly haltReason?: string | undefined; readonly error?: string | undefined } | null;
   readonly staleAfterMs: number;
   readonly now?: number;
 }
@@ -150,7 +150,7 @@ export function judgeHealth(h: HealthInput): Health {
     const since = h.lastGoodCycleAt ?? h.startedAt;
     if (now - since > h.staleAfterMs) reasons.push(`no successful cycle for ${Math.round((now - since) / 1000)} s`);
     if (h.lastCycle?.outcome === 'failed') reasons.push(`last cycle failed: ${lastError ?? 'unknown error'}`);
-    if (h.lastCycle && h.lastCycle.halted > 0) reasons.push('sending halted (Feishu auth or quota error)');
+    if (h.lastCycle && h.lastCycle.halted > 0) reasons.push(h.lastCycle.haltReason ? `sending halted: ${sanitizeErrorText(h.lastCycle.haltReason)}` : 'sending halted (Feishu auth or quota error)');
   } else if (h.state !== 'waiting' && h.state !== 'starting') {
     reasons.push(`worker is ${h.state}`);
   }

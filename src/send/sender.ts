@@ -32,6 +32,8 @@ export interface SendCounts {
   dead: number;
   /** Auth or quota trouble stopped sending for this cycle. */
   halted: number;
+  /** Why sending was halted (one line for `status` and /healthz). */
+  haltReason?: string;
 }
 
 export interface SenderOptions {
@@ -55,6 +57,15 @@ export interface SenderOptions {
 
 /** Pause after auth or quota errors before the outbox is tried again. */
 const HALT_MS = 5 * 60_000;
+
+/**
+ * 1220004 / 1220005 for this many different users in a row (no success between) means the
+ * tenant, not the users, is misconfigured: "API 接入" not done in the attendance console, or
+ * the app's data scope. Sending halts then, like on an auth error, instead of failing every
+ * record one by one.
+ */
+export const TENANT_WIDE_USERS = 5;
+const SCOPE_CODES = new Set([1220004, 1220005]);
 
 const SENT_BATCH = 64;
 const SENT_FLUSH_MS = 250;
@@ -98,6 +109,12 @@ class SentBuffer {
  */
 export class Sender {
   private halted: string | null = null;
+  private haltReason: string | null = null;
+  /**
+   * Operations refused with 1220004 / 1220005 since the last success, not yet recorded: failed
+   * if a success follows (a user really out of scope), pending if the streak halts sending.
+   */
+  private scopeStreak: Array<{ op: SyncRecord; err: FeishuError }> = [];
 
   constructor(private readonly o: SenderOptions) {}
 
@@ -119,6 +136,8 @@ export class Sender {
   async drain(signal?: AbortSignal): Promise<SendCounts> {
     const counts: SendCounts = { sent: 0, retried: 0, failed: 0, dead: 0, halted: 0 };
     this.halted = null;
+    this.haltReason = null;
+    this.scopeStreak = [];
     // Every call in flight (and every call waiting for the rate limiter) listens to the signal.
     if (signal) setMaxListeners(Math.max(10, this.o.concurrency * 4), signal);
     const queue: SyncRecord[] = [];
@@ -131,7 +150,10 @@ export class Sender {
     let renewing: Promise<unknown> = Promise.resolve();
     const renewal = setInterval(() => {
       renewing = renewing
-        .then(() => (held.size > 0 ? renewLeases(this.o.state, this.o.t, this.o.owner, [...held], { leaseMs: this.o.leaseMs }) : 0))
+        .then(() => {
+          const ids = [...held, ...this.scopeStreak.map((x) => x.op.id)];
+          return ids.length > 0 ? renewLeases(this.o.state, this.o.t, this.o.owner, ids, { leaseMs: this.o.leaseMs }) : 0;
+        })
         .catch((err: unknown) => this.o.logger.warn('could not renew the leases of operations in flight', { error: describeError(err) }));
     }, Math.max(50, Math.floor(this.o.leaseMs / 3)));
     let inFlight = 0;
@@ -142,7 +164,7 @@ export class Sender {
       claiming ??= (async () => {
         const mark = finished;
         await sent.flush(); // a sent revoke must show as sent before its key's next operation can be claimed
-        const batch = await claimDue(this.o.state, this.o.t, { owner: this.o.owner, limit: this.o.concurrency * 4, leaseMs: this.o.leaseMs, exclude: [...held] });
+        const batch = await claimDue(this.o.state, this.o.t, { owner: this.o.owner, limit: this.o.concurrency * 4, leaseMs: this.o.leaseMs, exclude: [...held, ...this.scopeStreak.map((x) => x.op.id)] });
         for (const op of batch) held.add(op.id);
         queue.push(...batch);
         if (batch.length === 0) claimedAtFinished = mark;
@@ -203,12 +225,17 @@ export class Sender {
     } finally {
       clearInterval(renewal);
       await renewing;
+      // A streak too short to halt: those users really are unknown or out of scope.
+      await this.endScopeStreak(counts).catch((err: unknown) => (failure ??= err));
       await sent.flush().catch((err: unknown) => (failure ??= err));
       // Operations claimed but never started (shutdown, halt) go back to pending at once.
       await releaseLeases(this.o.state, this.o.t, this.o.owner, { ids: queue.map((q) => q.id) }).catch(() => 0);
     }
     if (failure) throw failure;
-    if (this.halted) counts.halted = 1;
+    if (this.halted) {
+      counts.halted = 1;
+      if (this.haltReason) counts.haltReason = this.haltReason;
+    }
     return counts;
   }
 
@@ -217,6 +244,7 @@ export class Sender {
     try {
       const approvalId = op.operation === 'create' ? await this.create(op, signal) : await this.revoke(op, signal);
       await sent.add(op.id, approvalId);
+      await this.endScopeStreak(counts).catch((err: unknown) => this.o.logger.warn('could not record refused operations; their leases run out and they are sent again', { error: describeError(err) }));
       counts.sent++;
       this.o.metrics?.operations.inc({ kind: op.kind, operation: op.operation, status: 'sent' });
     } catch (err) {
@@ -316,6 +344,23 @@ export class Sender {
     return approvalId;
   }
 
+  /** A success (or the end of the drain) ends a 1220004 / 1220005 streak: its operations fail one by one. */
+  private async endScopeStreak(counts: SendCounts): Promise<void> {
+    if (this.scopeStreak.length === 0) return;
+    const streak = this.scopeStreak;
+    this.scopeStreak = [];
+    for (const { op, err } of streak) await this.recordFailed(op, err, counts);
+  }
+
+  private async recordFailed(op: SyncRecord, fe: FeishuError, counts: SendCounts): Promise<void> {
+    const code = fe.feishuCode ?? null;
+    const msg = redact(fe.feishuMsg ?? fe.message).slice(0, 2000);
+    await markFailed(this.o.state, this.o.t, op.id, { owner: this.o.owner, status: 'failed', code, msg, errorCode: fe.code });
+    counts.failed++;
+    this.o.metrics?.operations.inc({ kind: op.kind, operation: op.operation, status: 'failed' });
+    this.o.logger.warn('operation failed: needs attention (attendance-sync retry)', { kind: op.kind, sourceKey: op.sourceKey, operation: op.operation, code: fe.code, feishuCode: code, msg, logId: fe.logId });
+  }
+
   private async recordFailure(op: SyncRecord, err: unknown, counts: SendCounts, signal?: AbortSignal): Promise<void> {
     const { state, t, owner, logger } = this.o;
     const now = Date.now();
@@ -334,9 +379,34 @@ export class Sender {
       await markRetry(state, t, op.id, { owner, nextAttemptAt: now, code, msg: 'interrupted by shutdown', errorCode: 'ABORTED', countAttempt: true });
       return;
     }
+    if (fe && SCOPE_CODES.has(fe.feishuCode ?? -1) && category === 'permanent') {
+      if (this.halted) {
+        // Sending has stopped: what was in flight stays pending, never failed for the tenant's setup.
+        await markRetry(state, t, op.id, { owner, nextAttemptAt: now + HALT_MS, code, msg, errorCode, countAttempt: false });
+        counts.retried++;
+        metric('retry');
+        return;
+      }
+      this.scopeStreak.push({ op, err: fe });
+      const users = new Set(this.scopeStreak.map((x) => x.op.userId ?? x.op.sourceKey));
+      if (users.size < TENANT_WIDE_USERS) return;
+      this.halted = 'FEISHU_TENANT_SCOPE';
+      this.haltReason = `Feishu answered ${[...new Set(this.scopeStreak.map((x) => x.err.feishuCode))].join('/')} for ${users.size} different users in a row: attendance "API 接入" or the app's data scope is not set up for this tenant`;
+      logger.error(`${this.haltReason}; sending stops until it is fixed`, { code: 'FEISHU_TENANT_SCOPE', feishuCode: code, msg, logId: fe.logId });
+      const streak = this.scopeStreak;
+      this.scopeStreak = [];
+      for (const x of streak) {
+        await markRetry(state, t, x.op.id, { owner, nextAttemptAt: now + HALT_MS, code: x.err.feishuCode ?? null, msg: redact(x.err.feishuMsg ?? '').slice(0, 2000), errorCode: x.err.code, countAttempt: false });
+        counts.retried++;
+        this.o.metrics?.operations.inc({ kind: x.op.kind, operation: x.op.operation, status: 'retry' });
+      }
+      return;
+    }
     if (category === 'auth' || category === 'quota') {
       if (!this.halted) {
         this.halted = errorCode;
+        this.haltReason =
+          category === 'auth' ? `Feishu refused the app credentials or permissions (${errorCode}${code !== null ? ` ${code}` : ''})` : "Feishu's monthly API quota is used up";
         logger.error(
           category === 'auth'
             ? 'Feishu refused the app credentials or permissions: sending stops until they are fixed'

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { ConfigError } from '../../errors.js';
-import { parseFaults, startEmulator } from '../../emulator/index.js';
+import { parseFaults, startEmulator, type EmulatorOptions } from '../../emulator/index.js';
+import { EMULATOR_OPTIONS_ENV, parseOptionsJson } from '../../emulator/options.js';
 
 function int(name: string) {
   return (v: string): number => {
@@ -20,17 +21,17 @@ function signedInt(name: string) {
   };
 }
 
-function readUsers(file: string): string[] {
+function readUsers(file: string, flag = '--users'): string[] {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch {
-    throw new ConfigError([`--users: cannot read ${file}`]);
+    throw new ConfigError([`${flag}: cannot read ${file}`]);
   }
   const trimmed = text.trim();
   if (trimmed.startsWith('[')) {
     const list = JSON.parse(trimmed) as unknown;
-    if (!Array.isArray(list) || !list.every((u) => typeof u === 'string')) throw new ConfigError([`--users: ${file} must be a JSON array of strings`]);
+    if (!Array.isArray(list) || !list.every((u) => typeof u === 'string')) throw new ConfigError([`${flag}: ${file} must be a JSON array of strings`]);
     return list;
   }
   return trimmed.split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
@@ -50,7 +51,19 @@ export function register(program: Command): void {
     .option('--seed <n>', 'seed of the fault sequence', int('--seed'), 1)
     .option('--users <file>', 'known user ids (JSON array or one per line); others get 1220004')
     .option('--strict', 'enforce uniq_id shorter than 14 characters')
-    .option('--duplicate <mode>', 'answer to a repeated idempotent_id: conflict | replay', 'conflict')
+    .option('--duplicate <mode>', 'answer to a repeated idempotent_id: conflict (default) | conflict-with-data | replay')
+    .option('--revoked-status <n>', 'query status revoked leaves and overtime appear under: 4 | 3')
+    .option('--query-window <reading>', 'the 30-day query range: exclusive (to − from ≤ 30) | inclusive (≤ 29)')
+    .option('--query-cap-on <field>', 'the today + 1 cap applies to check_date_ "to" | "from"')
+    .option('--max-query-users <n>', 'most user_ids in one query', int('--max-query-users'))
+    .option('--no-api-access', 'the tenant never finished "API 接入": every attendance call gets 1220004')
+    .option('--departed-users <file>', 'departed user ids (JSON array or one per line): query returns their times in UTC+0 with an empty time_zone')
+    .option('--i18n-names-required', 'require all three i18n_names (ch, en, ja)')
+    .option('--overlapping-leaves <mode>', 'a leave overlapping an approved one: accept | refuse')
+    .option('--revoke-twice <mode>', 'revoking an approval that is not approved: error | ok')
+    .option('--echo-leave-detail-ranges', 'echo leave_detail_range_objs on leaves in responses')
+    .option('--query-interval <mode>', 'leave interval in query results: provided | omitted')
+    .option('--options <json>', `more options as JSON (like ${EMULATOR_OPTIONS_ENV}, which is also read)`)
     .option('--latency <ms>', 'delay before every attendance answer', int('--latency'), 0)
     .option('--clock-offset <ms>', "shift the emulator's clock (creation times, today + 1 cap); negative: the past", signedInt('--clock-offset'), 0)
     .option('--monthly-quota <n>', 'successful attendance calls allowed per calendar month; over it: HTTP 429, code 99991403', int('--monthly-quota'))
@@ -62,7 +75,27 @@ export function register(program: Command): void {
       } catch (err) {
         throw new ConfigError([(err as Error).message]);
       }
-      if (o.duplicate !== 'conflict' && o.duplicate !== 'replay') throw new ConfigError(['--duplicate: conflict or replay']);
+      if (o.duplicate !== undefined && o.duplicate !== 'conflict' && o.duplicate !== 'conflict-with-data' && o.duplicate !== 'replay') throw new ConfigError(['--duplicate: conflict, conflict-with-data or replay']);
+      // Only the switches given: the others keep the defaults, or what the environment sets.
+      const switches: Record<string, unknown> = {};
+      if (o.revokedStatus !== undefined) switches.revokedStatus = Number(o.revokedStatus);
+      if (o.queryWindow !== undefined) switches.queryWindow = o.queryWindow;
+      if (o.queryCapOn !== undefined) switches.queryCapOn = o.queryCapOn;
+      if (o.maxQueryUsers !== undefined) switches.maxQueryUsers = o.maxQueryUsers;
+      if (o.apiAccess === false) switches.apiAccess = false;
+      if (typeof o.departedUsers === 'string') switches.departedUsers = readUsers(o.departedUsers, '--departed-users');
+      if (o.i18nNamesRequired === true) switches.i18nNamesRequired = true;
+      if (o.overlappingLeaves !== undefined) switches.overlappingLeaves = o.overlappingLeaves;
+      if (o.revokeTwice !== undefined) switches.revokeTwice = o.revokeTwice;
+      if (o.echoLeaveDetailRanges === true) switches.echoLeaveDetailRanges = true;
+      if (o.queryInterval !== undefined) switches.queryInterval = o.queryInterval;
+      let extra: Partial<EmulatorOptions> = {};
+      try {
+        extra = parseOptionsJson(JSON.stringify(switches), 'emulator option');
+        if (typeof o.options === 'string') extra = { ...parseOptionsJson(o.options, '--options'), ...extra };
+      } catch (err) {
+        throw new ConfigError([(err as Error).message]);
+      }
       if (o.sealedUntil !== undefined && !/^\d{8}$/.test(String(o.sealedUntil))) throw new ConfigError(['--sealed-until: a date as yyyyMMdd']);
       const emu = await startEmulator({
         host: String(o.host),
@@ -74,12 +107,13 @@ export function register(program: Command): void {
         faults,
         seed: o.seed as number,
         users: typeof o.users === 'string' ? readUsers(o.users) : null,
-        strict: o.strict === true,
-        duplicateIdempotentId: o.duplicate,
+        ...(o.strict === true ? { strict: true } : {}),
+        ...(o.duplicate !== undefined ? { duplicateIdempotentId: o.duplicate as EmulatorOptions['duplicateIdempotentId'] } : {}),
         latencyMs: o.latency as number,
         clockOffsetMs: o.clockOffset as number,
         sealedUntil: typeof o.sealedUntil === 'string' ? o.sealedUntil : null,
         monthlyQuota: typeof o.monthlyQuota === 'number' ? o.monthlyQuota : null,
+        ...extra,
       });
       process.stdout.write(
         [

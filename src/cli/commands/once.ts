@@ -11,7 +11,7 @@ export function onceTrouble(r: CycleResult): string | null {
   if (r.outcome === 'ok') return null;
   if (r.error) return `the cycle failed: ${r.error}`;
   const parts: string[] = [];
-  if (r.send.halted > 0) parts.push('sending was halted (credentials, permission or quota: see the log)');
+  if (r.send.halted > 0) parts.push(r.send.haltReason ? `sending was halted: ${r.send.haltReason}` : 'sending was halted (credentials, permission or quota: see the log)');
   if (r.send.failed > 0) parts.push(`${r.send.failed} operation(s) failed (Feishu refused them: fix, then \`retry\`)`);
   if (r.send.dead > 0) parts.push(`${r.send.dead} operation(s) are dead (attempts used up: \`retry --status dead\`)`);
   if (r.outboxDepth > 0) parts.push(`${r.outboxDepth} planned operation(s) could not be sent yet: they wait for a retry, or are held behind a failed or dead revoke (see Held in status)`);

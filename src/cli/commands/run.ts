@@ -39,7 +39,7 @@ export function register(program: Command): void {
         runCycle: async (signal, o) => {
           try {
             const r = await runCycle(p.deps, { signal, rescan: o.rescan });
-            lastCycle = { at: Date.now(), outcome: r.outcome, halted: r.send.halted, error: r.error };
+            lastCycle = { at: Date.now(), outcome: r.outcome, halted: r.send.halted, haltReason: r.send.haltReason, error: r.error };
             if (r.outcome !== 'failed' && r.send.halted === 0) lastGoodCycleAt = lastCycle.at;
           } catch (err) {
             // A cycle that could not even start (the state database is down) failed too.

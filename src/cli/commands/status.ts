@@ -155,6 +155,7 @@ export function renderStatus(s: Awaited<ReturnType<typeof collectStatus>>): stri
       .concat(Number(c.revokesRefused ?? 0) > 0 ? [`revokes refused ${Number(c.revokesRefused)}`] : [])
       .join(', ');
     out.push(`  #${r.id} ${r.type} ${when(r.startedAt)} ${r.outcome}${r.finishedAt ? ` in ${((r.finishedAt - r.startedAt) / 1000).toFixed(1)}s` : ''}: ${figures}${r.error ? ` — ${r.error}` : ''}`);
+    if (Number(c.halted ?? 0) > 0) out.push(`    sending halted: ${typeof c.haltReason === 'string' ? c.haltReason : 'Feishu auth or quota error (see the log)'}`);
   }
   if (s.heldTotal > 0) {
     out.push('', `Held: ${s.heldTotal} create(s) wait for the failed or dead revoke of the version before them (both would stand in Feishu);`);
