@@ -184,6 +184,7 @@ describe('status layout', () => {
         { ...base, id: 2, sourceKey: '42' },
       ],
       lock: null,
+      feishu: { quota: { month: '2026-12', used: 0, limit: null } },
     } as any);
     const errors = text.split('Latest errors\n')[1]!.split('\n').filter(Boolean);
     expect(errors).toHaveLength(3);
