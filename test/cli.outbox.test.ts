@@ -1,12 +1,8 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { DateTime } from 'luxon';
-import YAML from 'yaml';
-import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
-import { activeInLedger, diffLedger, expectedFromSource, prepareSample } from './helpers/pipeline.js';
-import { runCli, type CliResult } from './helpers/cli.js';
-import { startEmulator, type Emulator, type EmulatorOptions } from '../src/emulator/index.js';
+import { activeInLedger, diffLedger, expectedFromSource } from './helpers/pipeline.js';
+import type { TestDatabase } from './helpers/databases.js';
+import { leaveWorld, type LeaveWorld } from './helpers/leaveWorld.js';
+import type { EmulatorOptions } from '../src/emulator/index.js';
 import { sampleNow, sqlTime } from '../src/sample/index.js';
 import { stateTables } from '../src/state/tables.js';
 
@@ -18,38 +14,10 @@ import { stateTables } from '../src/state/tables.js';
 
 const t = stateTables('attendance_sync_');
 
-interface Setup {
-  db: TestDatabase;
-  emu: Emulator;
-  cli: (...args: string[]) => Promise<CliResult>;
-  close: () => Promise<void>;
-}
+type Setup = LeaveWorld;
 
 async function setup(label: string, emuOpts: Partial<EmulatorOptions> = {}, tweak: (raw: any) => void = () => {}): Promise<Setup> {
-  const db = await createTestDatabase('sqlite', label);
-  await prepareSample(db, { employees: 8, leaves: 14, overtime: 0, trips: 0, outs: 0, seed: 5, startDate: '2026-03-02', days: 20, now: DateTime.utc().minus({ hours: 2 }) });
-  const emu = await startEmulator({ strict: true, rateLimit: 500, ...emuOpts });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outbox-'));
-  const raw = YAML.parse(fs.readFileSync('config/attendance-sync.example.sqlite.yaml', 'utf8'));
-  raw.feishu.retry_base_ms = 20;
-  raw.feishu.retry_max_ms = 100;
-  raw.feishu.timeout_ms = 3_000;
-  raw.log = { level: 'info', format: 'json' };
-  for (const k of ['overtime', 'trip', 'out']) delete raw.kinds[k];
-  tweak(raw);
-  const cfg = path.join(dir, 'config.yaml');
-  fs.writeFileSync(cfg, YAML.stringify(raw));
-  const env = { SOURCE_DATABASE_URL: db.url, FEISHU_BASE_URL: emu.url, FEISHU_APP_ID: emu.appId, FEISHU_APP_SECRET: emu.appSecret };
-  return {
-    db,
-    emu,
-    cli: (...args) => runCli(['--config', cfg, ...args], { env, timeoutMs: 90_000 }),
-    close: async () => {
-      await emu.close();
-      await db.drop();
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return leaveWorld(label, { sample: { employees: 8, leaves: 14, seed: 5, startDate: '2026-03-02', days: 20 }, emulator: emuOpts, tweak });
 }
 
 interface LeaveRow {
