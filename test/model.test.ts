@@ -52,6 +52,21 @@ describe('model test (bounded)', () => {
   }, 180_000);
 });
 
+describe('model test: histories it once found failing', () => {
+  it('a failed create whose row turns invalid (a join multiplies it) and back is sent after the retry, not superseded', async () => {
+    const steps = [
+      { t: 'insert', kind: 'leave', emp: 1, day: -5, hour: 14, hours: 2, approved: true },
+      { t: 'scope', emp: 1 },
+      { t: 'once' },
+      { t: 'dupJoin', ref: 94 },
+      { t: 'rescan' },
+    ];
+    const r = await runModel(['--dialect', 'sqlite', '--seed', '4250618088', '--shrink', '0', '--replay', JSON.stringify(steps)], 100_000);
+    expect(r.stdout.trim().split('\n').at(-1)).toBe('model: 1 histories, 5 steps, 1 faults, 0 violations');
+    expect(r.code).toBe(0);
+  }, 110_000);
+});
+
 describe('the model oracle judges by content', () => {
   let db: TestDatabase;
   beforeAll(async () => {

@@ -521,7 +521,9 @@ export async function retryWithOutcome(
         for (const c of creates) {
           if (undone.has(c.id)) continue; // its revoke is planned already; that one is retried
           const rec = records.get(c.sourceKey);
-          const newest = (history.get(c.sourceKey) ?? []).at(-1);
+          // The newest create of this version (a later generation wins); the rows an invalid
+          // source row leaves are markers of another "version" and never make c stale.
+          const newest = (history.get(c.sourceKey) ?? []).filter((h) => h.version === c.version).at(-1);
           const current = !rec || (rec.state !== 'inactive' && rec.version === c.version && newest?.id === c.id);
           if (current && rec?.state === 'invalid') outcome.kept++;
           else if (current) (mayExistInFeishu(c) ? requeueInDoubt : requeue).push(c.id);
