@@ -12,14 +12,6 @@ export const KIND_ARRAY = Object.freeze({
   trip: 'trips',
   out: 'outs',
 } as const satisfies Record<Kind, string>);
-export type KindArray = (typeof KIND_ARRAY)[Kind];
-
-/** A `user_approval` request whose item(s) of `kind` carry `idempotentId`; the rest unchanged. */
-export function withIdempotentId<T extends object>(request: T, kind: Kind, idempotentId: string): T {
-  const arr = KIND_ARRAY[kind];
-  const items = ((request as Record<string, unknown>)[arr] as Array<Record<string, unknown>> | undefined) ?? [];
-  return { ...request, [arr]: items.map((i) => ({ ...i, idempotent_id: idempotentId })) };
-}
 
 /** `approval_type` of approval_infos/process (note: 'overtime', not 'overtime_work'). */
 export const KIND_APPROVAL_TYPE = Object.freeze({

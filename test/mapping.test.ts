@@ -1,6 +1,6 @@
 import { resolveConfig } from '../src/config/load.js';
 import { mapRow, type MappedRow, type SourceRow } from '../src/mapping/map.js';
-import { idempotencyKey, versionHash } from '../src/plan/version.js';
+import { idempotencyKey, versionHash } from '../src/identity.js';
 import { baseRawConfig } from './helpers/config.js';
 import type { AnyKindConfig } from '../src/config/schema.js';
 

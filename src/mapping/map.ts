@@ -10,7 +10,7 @@ import type {
   TripKindConfig,
 } from '../config/schema.js';
 import { validateUserApproval, type UserApproval } from '../feishu/schema.js';
-import { versionHash } from '../plan/version.js';
+import { versionHash } from '../identity.js';
 import { MAPPING_LIMITS } from './limits.js';
 import { charLength, cleanText, hasUnsafeIdChars, isBlank, scalarText, shown, truncateText, typeName } from './text.js';
 import { parseSourceTime, toIsoDate, toWallClock, toYmd } from './time.js';

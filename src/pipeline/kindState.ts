@@ -1,7 +1,7 @@
 import type { AnyKindConfig } from '../config/schema.js';
 import type { ResolvedConfig } from '../config/load.js';
 import type { Kind } from '../kinds.js';
-import { versionHash } from '../plan/version.js';
+import { versionHash } from '../identity.js';
 import { keyBinding, type Cursor } from '../source/extract.js';
 import { sourceRelation } from '../source/relation.js';
 import { startPosition } from '../source/start.js';

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { withIdempotentId, type Kind } from '../kinds.js';
+import type { Kind } from '../kinds.js';
 import type { Logger } from '../log/logger.js';
 import type { MappedRow } from '../mapping/map.js';
 import type { Cursor } from '../source/extract.js';
@@ -19,7 +19,7 @@ import {
 } from '../state/syncRecords.js';
 import { setWatermark } from '../state/watermarks.js';
 import { reopenInvalid, supersedeInvalid } from '../state/invalidOps.js';
-import { idempotencyKey, versionHash } from './version.js';
+import { idempotencyKey, versionHash, withIdempotentId } from '../identity.js';
 
 export interface PlanCounts {
   read: number;

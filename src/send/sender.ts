@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import type { FeishuClient, UserApprovalInput } from '../feishu/client.js';
 import { FeishuError, FeishuErrorCode, isFeishuError } from '../feishu/errors.js';
 import type { EmployeeType } from '../feishu/schema.js';
-import { KIND_ARRAY, withIdempotentId } from '../kinds.js';
+import { KIND_ARRAY } from '../kinds.js';
 import type { Logger } from '../log/logger.js';
 import { describeError } from '../errors.js';
 import { redact } from '../log/redact.js';
@@ -23,7 +23,7 @@ import {
   renewLeases,
   type SyncRecord,
 } from '../state/syncRecords.js';
-import { idempotencyKey } from '../plan/version.js';
+import { idempotencyKey, withIdempotentId } from '../identity.js';
 
 export interface SendCounts {
   sent: number;

@@ -1,5 +1,10 @@
+/**
+ * The identity of what is sent: the version of a mapped record (a hash of its request) and
+ * the `idempotent_id` Feishu deduplicates a create by. Mapping, planning and sending all ask
+ * this module; nothing else computes either.
+ */
 import crypto from 'node:crypto';
-import type { Kind } from '../kinds.js';
+import { KIND_ARRAY, type Kind } from './kinds.js';
 
 /** JSON with object keys sorted at every level, so equal content always serialises the same. */
 export function canonicalJson(value: unknown): string {
@@ -54,4 +59,11 @@ export function idempotencyKey(o: { namespace: string; kind: Kind; sourceKey: st
     .update([o.namespace, o.kind, o.sourceKey, o.version, String(o.generation ?? 0)].join('\u0000'))
     .digest();
   return `${o.namespace}-${KIND_LETTER[o.kind]}-${base32(digest).slice(0, 26)}`;
+}
+
+/** A `user_approval` request whose item(s) of `kind` carry `idempotentId`; the rest unchanged. */
+export function withIdempotentId<T extends object>(request: T, kind: Kind, idempotentId: string): T {
+  const arr = KIND_ARRAY[kind];
+  const items = ((request as Record<string, unknown>)[arr] as Array<Record<string, unknown>> | undefined) ?? [];
+  return { ...request, [arr]: items.map((i) => ({ ...i, idempotent_id: idempotentId })) };
 }
