@@ -1,10 +1,11 @@
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
-import { AppError, ExitCode, describeError } from '../errors.js';
+import { ExitCode, describeError } from '../errors.js';
 import { redact } from '../log/redact.js';
 import { flushLogger, getLogger } from '../log/logger.js';
 import { COMMANDS } from './commands/index.js';
 import { addCommandHelp } from './help.js';
+import { exitCodeFor, exitCodeOf } from './exit.js';
 
 const require = createRequire(import.meta.url);
 
@@ -42,8 +43,7 @@ export async function main(argv: string[]): Promise<number> {
   let code: number = ExitCode.OK;
   try {
     await program.parseAsync(argv);
-    const result = (program as unknown as { _exitCode?: number })._exitCode;
-    code = typeof result === 'number' ? result : ExitCode.OK;
+    code = exitCodeOf(program);
   } catch (err) {
     code = exitCodeFor(err);
     if (!(err instanceof CommanderError)) {
@@ -53,20 +53,4 @@ export async function main(argv: string[]): Promise<number> {
   }
   await flushLogger(getLogger());
   return code;
-}
-
-function exitCodeFor(err: unknown): number {
-  if (err instanceof CommanderError) {
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.OK;
-    return ExitCode.USAGE;
-  }
-  if (err instanceof AppError) return err.exitCode;
-  return ExitCode.RUNTIME;
-}
-
-/** Commands set their exit code through this instead of calling process.exit. */
-export function setExitCode(program: Command, code: number): void {
-  let root: Command = program;
-  while (root.parent) root = root.parent;
-  (root as unknown as { _exitCode?: number })._exitCode = code;
 }

@@ -14,7 +14,7 @@ import { keepLease, lockHolder } from '../../state/lock.js';
 import { quotaFigures } from '../../state/quota.js';
 import { quotaSettings } from './status.js';
 import { loadContext } from '../context.js';
-import { setExitCode } from '../main.js';
+import { setExitCode } from '../exit.js';
 
 function date(name: string, v: string | undefined): string {
   const d = v ? DateTime.fromISO(v) : null;

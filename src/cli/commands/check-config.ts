@@ -19,7 +19,7 @@ import { getKindState } from '../../state/kindState.js';
 import { countFrom, startPosition } from '../../source/start.js';
 import type { Cursor } from '../../source/extract.js';
 import { AppError } from '../../errors.js';
-import { setExitCode } from '../main.js';
+import { setExitCode } from '../exit.js';
 
 async function reachable(report: CheckReport, subject: string, db: Knex, display: string): Promise<boolean> {
   try {

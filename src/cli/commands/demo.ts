@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
 import { runDemo } from '../../demo/demo.js';
-import { setExitCode } from '../main.js';
+import { setExitCode } from '../exit.js';
 
 export function register(program: Command): void {
   program

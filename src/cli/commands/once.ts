@@ -4,7 +4,7 @@ import { runCycle, type CycleResult } from '../../pipeline/cycle.js';
 import { openPipeline } from '../../pipeline/worker.js';
 import { keepLease } from '../../state/lock.js';
 import { loadContext } from '../context.js';
-import { setExitCode } from '../main.js';
+import { setExitCode } from '../exit.js';
 
 /** What kept a cycle from being ok, in one sentence for the operator (null when it was ok). */
 export function onceTrouble(r: CycleResult): string | null {

@@ -5,7 +5,7 @@ import { createLeaderLock, lockHolder } from '../../state/lock.js';
 import { describeTenant, getTenantBinding, rebindTenant, stateSize, tenantDifferences, tenantOf } from '../../state/tenant.js';
 import { ownerId } from '../../pipeline/worker.js';
 import { loadContext, openDatabases } from '../context.js';
-import { setExitCode } from '../main.js';
+import { setExitCode } from '../exit.js';
 
 export function register(program: Command): void {
   program
