@@ -25,7 +25,7 @@ import os from 'node:os';
 import { connect, dialectOf, type Knex } from '../src/db/connect.js';
 import { createLogger } from '../src/log/logger.js';
 import { runCycle, type CycleResult } from '../src/pipeline/cycle.js';
-import { openPipeline } from '../src/pipeline/worker.js';
+import { openPipeline } from '../src/pipeline/wiring.js';
 import { createSampleSchema, seedSample } from '../src/sample/index.js';
 import { migrateLatest } from '../src/state/migrate.js';
 import { iterateChanged, pageQuery } from '../src/source/extract.js';

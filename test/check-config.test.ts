@@ -59,7 +59,7 @@ describe.each(dialectsUnderTest())('check-config on %s', (dialect) => {
     expect(res.stdout).toMatch(/ok\s+source database: connected/);
     expect(res.stdout).toMatch(/kinds\.leave\.source: the source query: all \d+ mapped columns exist/);
     expect(res.stdout).toMatch(/WARN\s+kinds\.leave\.cursor\.column: cannot check the index of a query source/);
-    expect(res.stdout).toMatch(/state tables: missing: run `attendance-sync migrate`/);
+    expect(res.stdout).toMatch(/state tables: missing: run `npx attendance-sync migrate`/);
     expect(res.stdout).toMatch(/configuration OK/);
   });
 

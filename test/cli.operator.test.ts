@@ -11,7 +11,7 @@ import { CLI, runCli } from './helpers/cli.js';
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
 import { stateTables } from '../src/state/tables.js';
 import { sampleNow, touchRows } from '../src/sample/seed.js';
-import { columns, renderStatus } from '../src/cli/commands/status.js';
+import { columns, renderStatus } from '../src/state/status.js';
 import { connect } from '../src/db/connect.js';
 import { migrateLatest } from '../src/state/migrate.js';
 

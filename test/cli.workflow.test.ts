@@ -138,7 +138,7 @@ describe('operator workflow on SQLite through the CLI', () => {
       await fresh.db.raw('select 1'); // the file exists (a source must), its state tables do not
       const res = await runCli(['--config', cfg, 'once'], { env: { ...env, SOURCE_DATABASE_URL: fresh.url } });
       expect(res.code).toBe(2);
-      expect(res.stderr).toMatch(/run `attendance-sync migrate` first/);
+      expect(res.stderr).toMatch(/run `npx attendance-sync migrate` first/);
     } finally {
       await fresh.drop();
     }

@@ -9,7 +9,7 @@ import { activeInLedger, diffLedger, expectedFromSource, prepareSample } from '.
 import { CLI } from './helpers/cli.js';
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
 import { judgeHealth } from '../src/metrics/metrics.js';
-import { watermarkLagSeconds } from '../src/pipeline/cycle.js';
+import { watermarkLagSeconds } from '../src/pipeline/read.js';
 import { sqlTime } from '../src/sample/index.js';
 
 /** Prometheus text format → `name{labels}` → value (labels in the order the registry prints them). */

@@ -7,7 +7,7 @@ import { runCycle } from '../src/pipeline/cycle.js';
 import { sampleNow, touchRows } from '../src/sample/index.js';
 import { getWatermark } from '../src/state/watermarks.js';
 import { stateTables } from '../src/state/tables.js';
-import { collectStatus, renderStatus } from '../src/cli/commands/status.js';
+import { collectStatus, renderStatus } from '../src/state/status.js';
 
 const t = stateTables('attendance_sync_');
 
@@ -52,7 +52,7 @@ describe.each(dialectsUnderTest())('a future cursor time on %s', (dialect) => {
     expect(held).toHaveLength(1);
     expect(held[0]).toContain(`"sourceKey":${typo}`);
     const wm = await getWatermark(db.db, t, 'leave');
-    expect(wm?.cursorValue?.startsWith('2099')).toBe(false);
+    expect(wm?.cursor?.value?.startsWith('2099')).toBe(false);
     expect(second.watermarkLagSeconds.leave).toBeGreaterThanOrEqual(0);
     expect(second.watermarkLagSeconds.leave).toBeLessThan(3_600);
     expect(await p.deps.metrics!.registry.getSingleMetricAsString('attendance_sync_future_rows')).toMatch(/attendance_sync_future_rows\{kind="leave"\} 1/);
@@ -72,6 +72,6 @@ describe.each(dialectsUnderTest())('a future cursor time on %s', (dialect) => {
     await runCycle(p.deps, { rescan: true });
     expect(emu.ledger().some((e) => e.status === 2 && e.item.reason === '未来时间')).toBe(true);
     const wmAfter = await getWatermark(db.db, t, 'leave');
-    expect(wmAfter?.cursorValue?.startsWith('2099')).toBe(false);
+    expect(wmAfter?.cursor?.value?.startsWith('2099')).toBe(false);
   }, 60_000);
 });

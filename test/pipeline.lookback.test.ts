@@ -45,7 +45,7 @@ describe.each(dialectsUnderTest())('lookback window on %s', (dialect) => {
     expect(second.plan.created).toBe(0);
     // A transaction that began before the watermark commits late.
     const wm = await getWatermark(db.db, t, 'leave');
-    const stamp = String(wm!.cursorValue);
+    const stamp = String(wm!.cursor?.value);
     await db.db('leave_requests').insert({
       id: 0, // sorts before the watermark's key among rows of the same updated_at
       employee_id: 2,

@@ -62,7 +62,7 @@ describe.each(dialectsUnderTest())('NULL keys in the source on %s', (dialect) =>
     // The watermark stands on the last keyed row; the next cycle reads nothing new and ends.
     const wm = await getWatermark(db.db, t, 'leave' as Kind);
     const lastKeyed = Math.max(...((await db.db('leave_requests').whereNotIn('id', keyless).pluck('id')) as unknown[]).map(Number));
-    expect(wm?.cursorKey).toBe(String(lastKeyed));
+    expect(wm?.cursor?.key).toBe(String(lastKeyed));
     const second = await runCycle(p.deps, { rescan: true });
     expect(second.outcome).toBe('ok');
     expect(second.plan.created + second.plan.revoked).toBe(0);

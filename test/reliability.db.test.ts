@@ -4,7 +4,8 @@ import { expectLedgerMatchesSource, prepareSample, sampleConfig, testPipeline } 
 import { connect, type Knex } from '../src/db/connect.js';
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
 import { describeError } from '../src/errors.js';
-import { runCycle, type PipelineDeps } from '../src/pipeline/cycle.js';
+import { runCycle } from '../src/pipeline/cycle.js';
+import type { PipelineDeps } from '../src/pipeline/deps.js';
 import { touchRows } from '../src/sample/index.js';
 import { stateTables } from '../src/state/tables.js';
 

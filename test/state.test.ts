@@ -43,9 +43,9 @@ describe.each(dialectsUnderTest())('state tables on %s', (dialect) => {
   });
 
   it('keeps watermarks as the source database strings, microseconds included', async () => {
-    await setWatermark(tdb.db, t, 'leave', { cursorValue: '2026-03-01 08:30:00.123456', cursorKey: '42' });
-    await setWatermark(tdb.db, t, 'leave', { cursorValue: '2026-03-01 08:30:00.123457', cursorKey: '7' });
-    expect(await getWatermark(tdb.db, t, 'leave')).toMatchObject({ cursorValue: '2026-03-01 08:30:00.123457', cursorKey: '7' });
+    await setWatermark(tdb.db, t, 'leave', { value: '2026-03-01 08:30:00.123456', key: '42' });
+    await setWatermark(tdb.db, t, 'leave', { value: '2026-03-01 08:30:00.123457', key: '7' });
+    expect(await getWatermark(tdb.db, t, 'leave')).toMatchObject({ cursor: { value: '2026-03-01 08:30:00.123457', key: '7' } });
     expect(await getWatermark(tdb.db, t, 'trip')).toBeNull();
   });
 

@@ -23,5 +23,5 @@ export function addCommandHelp(program: Command): void {
     const examples = EXAMPLES[cmd.name()] ?? [];
     cmd.addHelpText('after', `\n${EXIT_CODES}\n${examples.length > 0 ? `\nExample${examples.length > 1 ? 's' : ''}:\n${examples.map((e) => `  $ ${e}`).join('\n')}\n` : ''}`);
   }
-  program.addHelpText('after', `\n${EXIT_CODES}\nThe configuration: --config FILE, else $ATTENDANCE_SYNC_CONFIG, else config/attendance-sync.yaml.\nRun \`attendance-sync <command> --help\` for a command's options and an example.\n`);
+  program.addHelpText('after', `\n${EXIT_CODES}\nThe configuration: --config FILE, else $ATTENDANCE_SYNC_CONFIG, else config/attendance-sync.yaml.\nRun \`npx attendance-sync <command> --help\` for a command's options and an example.\n`);
 }

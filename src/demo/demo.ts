@@ -9,10 +9,10 @@ import { startEmulator } from '../emulator/index.js';
 import { KINDS } from '../kinds.js';
 import { createLogger } from '../log/logger.js';
 import { runCycle, type CycleResult } from '../pipeline/cycle.js';
-import { openPipeline } from '../pipeline/worker.js';
+import { openPipeline } from '../pipeline/wiring.js';
 import { cancelRows, createSampleSchema, sampleNow, seedSample, softDeleteRows, touchRows } from '../sample/index.js';
 import { migrateLatest } from '../state/migrate.js';
-import { collectStatus, cursorZones, renderStatus } from '../cli/commands/status.js';
+import { collectStatus, cursorZones, renderStatus } from '../state/status.js';
 import { prepareDemoDir } from './dir.js';
 
 /** The package root (config/ lives there), wherever the demo is started from. */
@@ -84,7 +84,7 @@ export async function runDemo(opts: { dir: string; out?: NodeJS.WritableStream }
       say(`6. Second sync: ${line(second)}`);
       ok = first.outcome === 'ok' && second.outcome === 'ok';
       say('');
-      say('attendance-sync status');
+      say('npx attendance-sync status');
       say(renderStatus(await collectStatus(p.dbs.state, p.dbs.tables, cursorZones(config))).replace(/^/gm, '  '));
     } finally {
       await p.close();

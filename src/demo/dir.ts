@@ -19,6 +19,6 @@ export function prepareDemoDir(dir: string): void {
       'refusing to use the demo directory',
     );
   }
-  fs.writeFileSync(path.join(dir, DEMO_MARKER), 'Made by `attendance-sync demo`: it may replace hr.sqlite* here.\n');
+  fs.writeFileSync(path.join(dir, DEMO_MARKER), 'Made by `npx attendance-sync demo`: it may replace hr.sqlite* here.\n');
   for (const f of entries) if (f.startsWith('hr.sqlite')) fs.rmSync(path.join(dir, f));
 }

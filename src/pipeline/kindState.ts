@@ -2,7 +2,8 @@ import type { AnyKindConfig } from '../config/schema.js';
 import type { ResolvedConfig } from '../config/load.js';
 import type { Kind } from '../kinds.js';
 import { versionHash } from '../identity.js';
-import { keyBinding, type Cursor } from '../source/extract.js';
+import { keyBinding } from '../source/extract.js';
+import type { Cursor } from '../state/watermarks.js';
 import { sourceRelation } from '../source/relation.js';
 import { startPosition } from '../source/start.js';
 import type { SourceRow } from '../mapping/map.js';
@@ -10,7 +11,7 @@ import { getKindState, invalidKeys, setKindState } from '../state/kindState.js';
 import { setWatermark } from '../state/watermarks.js';
 import { planRows, emptyPlanCounts, addCounts, type PlanCounts } from '../plan/plan.js';
 import { chunks } from '../state/records.js';
-import { mapRows, type PipelineDeps } from './cycle.js';
+import { mapRows, planDeps, type PipelineDeps } from './deps.js';
 
 /** Everything that decides how a kind's rows map: its section and the zones the mapper reads in. */
 export function mappingHash(config: ResolvedConfig, cfg: AnyKindConfig): string {
@@ -35,7 +36,7 @@ export async function applyStartFrom(deps: PipelineDeps, kind: Kind, cfg: AnyKin
   const position = await startPosition(deps.source, cfg, startFrom, sourceZone(deps.config, cfg));
   const now = Date.now();
   await deps.state.transaction(async (trx) => {
-    if (position) await setWatermark(trx, deps.t, kind, { cursorValue: position.value, cursorKey: position.key, now });
+    if (position) await setWatermark(trx, deps.t, kind, position, now);
     await setKindState(trx, deps.t, kind, { startFrom: position ? (position.value ?? `after key ${position.key}`) : 'the beginning', startedAt: now }, now);
   });
   deps.logger.info('first cycle of this kind starts at sync.start_from (history goes through `backfill`)', {
@@ -67,7 +68,7 @@ export async function reevaluateInvalid(deps: PipelineDeps, kind: Kind, cfg: Any
   for (const part of chunks(keys, 500)) {
     if (signal?.aborted) return total;
     const rows = (await sourceRelation(deps.source, cfg).select('*').whereIn(cfg.key, part.map(keyBinding))) as SourceRow[];
-    if (rows.length > 0) addCounts(total, await planRows({ state: deps.state, t: deps.t, namespace: deps.config.sync.namespace, logger: deps.logger }, kind, mapRows(deps, kind, cfg, rows)));
+    if (rows.length > 0) addCounts(total, await planRows(planDeps(deps), kind, mapRows(deps.config, kind, cfg, rows)));
   }
   await setKindState(deps.state, deps.t, kind, { mappingHash: hash });
   if (keys.length > 0) deps.logger.info('mapping changed: invalid records judged again', { kind, invalid: keys.length, created: total.created, stillInvalid: total.invalid });

@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import type { Kind } from '../kinds.js';
 import type { Logger } from '../log/logger.js';
 import type { MappedRow } from '../mapping/map.js';
-import type { Cursor } from '../source/extract.js';
+import type { Cursor } from '../state/watermarks.js';
 import type { StateTables } from '../state/tables.js';
 import { getRecords, upsertRecords, type RecordUpsert } from '../state/records.js';
 import {
@@ -229,7 +229,7 @@ export async function planRows(
       await reopenInvalid(trx, deps.t, reopened, now);
       await insertOperations(trx, deps.t, ops, now);
       await upsertRecords(trx, deps.t, upserts, now);
-      if (opts.watermark) await setWatermark(trx, deps.t, kind, { cursorValue: opts.watermark.value, cursorKey: opts.watermark.key, now });
+      if (opts.watermark) await setWatermark(trx, deps.t, kind, opts.watermark, now);
       if (opts.dryRun) throw new DryRun();
     });
   } catch (err) {

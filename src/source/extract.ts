@@ -5,16 +5,7 @@ import { ROW_PROBLEMS, type SourceRow } from '../mapping/map.js';
 import { MAPPING_LIMITS } from '../mapping/limits.js';
 import { dialectOf } from '../db/connect.js';
 import { cursorColumn, effectiveDateColumn, fieldColumn, sourceRelation } from './relation.js';
-
-/**
- * A keyset position: the cursor column's value as the source database's own string (a
- * timestamp keeps its microseconds; a JS Date would cut them and re-read or skip rows at the
- * boundary), and the key as the tie-breaker. In id mode only `key` is used.
- */
-export interface Cursor {
-  readonly value: string | null;
-  readonly key: string | null;
-}
+import type { Cursor } from '../state/watermarks.js';
 
 export interface Page {
   readonly rows: SourceRow[];
@@ -462,6 +453,20 @@ export function exclusiveUpperBound(to: string | null | undefined): string | nul
   return next.isValid && next.year <= 9999 ? next.toFormat('yyyy-MM-dd') : null;
 }
 
+/** The rows of a kind whose effective date lies in [from, to] (no `to`: from onwards). */
+function windowQuery(db: Knex, cfg: AnyKindConfig, w: { from: string; to?: string | null }): Knex.QueryBuilder {
+  const col = effectiveDateColumn(cfg);
+  const upper = exclusiveUpperBound(w.to);
+  const q = sourceRelation(db, cfg).where(col, '>=', `${w.from} 00:00:00`);
+  return upper === null ? q : q.andWhere(col, '<', `${upper} 00:00:00`);
+}
+
+/** How many rows `readByEffectiveDate` reads for the window (keyless ones included). */
+export async function countByEffectiveDate(db: Knex, cfg: AnyKindConfig, w: { from: string; to?: string | null }): Promise<number> {
+  const row = (await windowQuery(db, cfg, w).count({ n: '*' }).first()) as { n: number | string } | undefined;
+  return Number(row?.n ?? 0);
+}
+
 /**
  * Pages of rows whose effective date lies in [from, to] (yyyy-MM-dd; no `to`: from onwards),
  * keyset on the key, regardless of the watermark: backfill and rescan. Bounded by bytes like
@@ -473,14 +478,10 @@ export async function* readByEffectiveDate(
   opts: { from: string; to?: string | null; pageSize: number; pageBytes?: number },
 ): AsyncGenerator<SourceRow[]> {
   const col = effectiveDateColumn(cfg);
-  const upper = exclusiveUpperBound(opts.to);
   const byKey: AnyKindConfig = { ...cfg, cursor: { mode: 'id' } } as AnyKindConfig;
   let afterKey: string | null = null;
   for (;;) {
-    const inWindow = (columns: Array<string | Knex.Raw>) => {
-      const q = sourceRelation(db, cfg).select(columns).where(col, '>=', `${opts.from} 00:00:00`);
-      return upper === null ? q : q.andWhere(col, '<', `${upper} 00:00:00`);
-    };
+    const inWindow = (columns: Array<string | Knex.Raw>) => windowQuery(db, cfg, opts).select(columns);
     const keyless = async () => (afterKey === null ? ((await inWindow(selectList(db, byKey)).whereNull(cfg.key).orderBy(col).limit(opts.pageSize)) as SourceRow[]) : []);
     const range = (columns: Array<string | Knex.Raw>, upTo: string | null, exclude: readonly string[] = []) => {
       let q = inWindow(columns).whereNotNull(cfg.key);

@@ -2,7 +2,8 @@ import type { Knex } from 'knex';
 import { DateTime } from 'luxon';
 import type { AnyKindConfig } from '../config/schema.js';
 import { cursorColumn, sourceRelation } from './relation.js';
-import { pageQuery, type Cursor } from './extract.js';
+import { pageQuery } from './extract.js';
+import type { Cursor } from '../state/watermarks.js';
 
 /** `now`, a date (YYYY-MM-DD) or an ISO timestamp: the forms `sync.start_from` accepts. */
 export function isStartFrom(value: string): boolean {

@@ -3,11 +3,23 @@ import type { Kind } from '../kinds.js';
 import type { StateTables } from './tables.js';
 import { toMillis } from './values.js';
 
-/** The keyset position of a kind: the cursor column's value (the source DB's own string) and the key. */
+/**
+ * A keyset position: the cursor column's value as the source database's own string (a
+ * timestamp keeps its microseconds; a JS Date would cut them and re-read or skip rows at the
+ * boundary), and the key as the tie-breaker. In id mode only `key` is used; a value without
+ * a key is a start bound (sync.start_from), read from inclusively.
+ *
+ * The one shape of the watermark from the source read to the state table and back.
+ */
+export interface Cursor {
+  readonly value: string | null;
+  readonly key: string | null;
+}
+
+/** The stored watermark of a kind: its cursor (null before the first row) and when it moved. */
 export interface Watermark {
   readonly kind: Kind;
-  readonly cursorValue: string | null;
-  readonly cursorKey: string | null;
+  readonly cursor: Cursor | null;
   readonly lastRescanAt: number | null;
   readonly updatedAt: number;
 }
@@ -23,8 +35,7 @@ interface WatermarkRow {
 function fromRow(r: WatermarkRow): Watermark {
   return {
     kind: r.kind,
-    cursorValue: r.cursor_value,
-    cursorKey: r.cursor_key,
+    cursor: r.cursor_value !== null || r.cursor_key !== null ? { value: r.cursor_value, key: r.cursor_key } : null,
     lastRescanAt: toMillis(r.last_rescan_at),
     updatedAt: toMillis(r.updated_at) ?? 0,
   };
@@ -33,6 +44,11 @@ function fromRow(r: WatermarkRow): Watermark {
 export async function getWatermark(db: Knex, t: StateTables, kind: Kind): Promise<Watermark | null> {
   const row = (await db(t.watermarks).where({ kind }).first()) as WatermarkRow | undefined;
   return row ? fromRow(row) : null;
+}
+
+/** Where the next read of a kind starts: its watermark's cursor, null when there is none yet. */
+export async function getCursor(db: Knex, t: StateTables, kind: Kind): Promise<Cursor | null> {
+  return (await getWatermark(db, t, kind))?.cursor ?? null;
 }
 
 export async function listWatermarks(db: Knex, t: StateTables): Promise<Watermark[]> {
@@ -44,15 +60,9 @@ export async function listWatermarks(db: Knex, t: StateTables): Promise<Watermar
  * Move the watermark. Call it inside the transaction that writes the operations planned for
  * the rows it passes: that shared commit is what makes a crash lose nothing.
  */
-export async function setWatermark(
-  trx: Knex,
-  t: StateTables,
-  kind: Kind,
-  w: { cursorValue: string | null; cursorKey: string | null; now?: number },
-): Promise<void> {
-  const now = w.now ?? Date.now();
+export async function setWatermark(trx: Knex, t: StateTables, kind: Kind, cursor: Cursor, now = Date.now()): Promise<void> {
   await trx(t.watermarks)
-    .insert({ kind, cursor_value: w.cursorValue, cursor_key: w.cursorKey, updated_at: now })
+    .insert({ kind, cursor_value: cursor.value, cursor_key: cursor.key, updated_at: now })
     .onConflict('kind')
     .merge(['cursor_value', 'cursor_key', 'updated_at']);
 }

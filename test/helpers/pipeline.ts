@@ -4,7 +4,8 @@ import type { Knex } from 'knex';
 import { resolveConfig, type ResolvedConfig } from '../../src/config/load.js';
 import { FeishuClient } from '../../src/feishu/client.js';
 import { createLogger } from '../../src/log/logger.js';
-import type { PipelineDeps } from '../../src/pipeline/cycle.js';
+import type { PipelineDeps } from '../../src/pipeline/deps.js';
+import { LookbackWindows } from '../../src/pipeline/lookback.js';
 import { stateTables } from '../../src/state/tables.js';
 import { migrateLatest } from '../../src/state/migrate.js';
 import { createSampleSchema, seedSample, type SeedOptions } from '../../src/sample/index.js';
@@ -50,7 +51,7 @@ export function testPipeline(t: TestDatabase, config: ResolvedConfig, owner = 't
     logger,
   });
   return {
-    deps: { config, source: t.db, state: t.db, t: stateTables(config.state.table_prefix), client, logger, owner },
+    deps: { config, source: t.db, state: t.db, t: stateTables(config.state.table_prefix), client, logger, owner, lookback: new LookbackWindows(config.sync.lookback_seconds * 1000) },
     logs: () => text,
   };
 }

@@ -5,14 +5,14 @@ import os from 'node:os';
 import { AppError, ConfigError, ExitCode } from '../../errors.js';
 import { isKind, KINDS, type Kind } from '../../kinds.js';
 import { addCounts, emptyPlanCounts, type PlanCounts } from '../../plan/plan.js';
-import { enabledKinds, rescanKind, sender } from '../../pipeline/cycle.js';
-import { openPipeline } from '../../pipeline/worker.js';
-import { effectiveDateColumn, sourceRelation } from '../../source/relation.js';
+import { enabledKinds } from '../../pipeline/deps.js';
+import { rescanKind, rowsInWindow } from '../../pipeline/rescan.js';
+import { openPipeline, sender } from '../../pipeline/wiring.js';
 import { finishRun, startRun } from '../../state/runs.js';
 import { requeueSentCreates } from '../../state/syncRecords.js';
 import { keepLease, lockHolder } from '../../state/lock.js';
 import { quotaFigures } from '../../state/quota.js';
-import { quotaSettings } from './status.js';
+import { quotaSettings } from '../../state/status.js';
 import { loadContext } from '../context.js';
 import { setExitCode } from '../exit.js';
 
@@ -56,7 +56,7 @@ export function register(program: Command): void {
         // Backfill takes the worker's own lock: it shares the rate budget with no one.
         if (!(await p.lock.tryAcquire())) {
           const holder = await lockHolder(p.dbs.state, p.dbs.tables);
-          throw new AppError('LOCK_HELD', `another worker holds the lock of this state database${holder ? ` (${holder.owner})` : ''}: stop \`attendance-sync run\` (pm2 stop attendance-sync) and run the backfill again`);
+          throw new AppError('LOCK_HELD', `another worker holds the lock of this state database${holder ? ` (${holder.owner})` : ''}: stop \`npx attendance-sync run\` (pm2 stop attendance-sync) and run the backfill again`);
         }
         const lease = keepLease(p.lock, config.sync.lock_lease_seconds * 1000, () => {
           logger.error('leader lock lost: stopping the backfill', { owner: p.lock.owner });
@@ -67,11 +67,7 @@ export function register(program: Command): void {
         let sendCounts = { sent: 0, retried: 0, failed: 0, dead: 0, halted: 0 };
         try {
           let rows = 0;
-          for (const [kind, cfg] of kinds) {
-            const col = effectiveDateColumn(cfg);
-            const c = (await sourceRelation(p.dbs.source, cfg).where(col, '>=', `${from} 00:00:00`).andWhere(col, '<', `${DateTime.fromISO(to).plus({ days: 1 }).toFormat('yyyy-MM-dd')} 00:00:00`).count({ n: '*' }).first()) as { n: number | string } | undefined;
-            rows += Number(c?.n ?? 0);
-          }
+          for (const [, cfg] of kinds) rows += await rowsInWindow(p.deps, cfg, { from, to });
           const tty = process.stderr.isTTY === true;
           const bar = tty ? new cliProgress.SingleBar({ format: 'backfill [{bar}] {value}/{total} rows | created {created} revoked {revoked} invalid {invalid}', hideCursor: true }, cliProgress.Presets.shades_classic) : null;
           bar?.start(rows, 0, { created: 0, revoked: 0, invalid: 0 });
@@ -80,7 +76,7 @@ export function register(program: Command): void {
           for (const [kind, cfg] of kinds) {
             if (abort.signal.aborted) break;
             if (opts.resend && !opts.dryRun) await requeueSentCreates(p.dbs.state, p.dbs.tables, { kind: kind as Kind, from, to });
-            const counts = await rescanKind(p.deps, kind, cfg, { from, to }, {
+            await rescanKind(p.deps, kind, cfg, { from, to }, {
               signal: abort.signal,
               dryRun: opts.dryRun === true,
               detectDeletes: false,
@@ -94,7 +90,6 @@ export function register(program: Command): void {
                 }
               },
             });
-            void counts;
           }
           bar?.stop();
           if (!opts.dryRun && !abort.signal.aborted) sendCounts = await sender(p.deps).drain(abort.signal);

@@ -8,16 +8,16 @@ import { KINDS } from '../../kinds.js';
 import type { AnyKindConfig } from '../../config/schema.js';
 import { CheckReport } from '../../check/report.js';
 import { isLeadingIndexColumn, requiredColumns, sourceColumns } from '../../check/introspect.js';
-import { sourceRelation } from '../../source/relation.js';
+import { cursorColumn as cursorColumnOf, sourceRelation } from '../../source/relation.js';
 import { TokenProvider } from '../../feishu/token.js';
 import { describeTenant, getTenantBinding, mismatchMessage, tenantDifferences, tenantOf } from '../../state/tenant.js';
-import { loadContext, openDatabases, type Databases } from '../context.js';
+import { openDatabases, type Databases } from '../../pipeline/wiring.js';
+import { loadContext } from '../context.js';
 import type { ResolvedConfig } from '../../config/load.js';
 import type { Kind } from '../../kinds.js';
-import { getWatermark } from '../../state/watermarks.js';
+import { getCursor, type Cursor } from '../../state/watermarks.js';
 import { getKindState } from '../../state/kindState.js';
 import { countFrom, startPosition } from '../../source/start.js';
-import type { Cursor } from '../../source/extract.js';
 import { AppError } from '../../errors.js';
 import { setExitCode } from '../exit.js';
 
@@ -51,7 +51,7 @@ async function checkKind(report: CheckReport, db: Knex, kind: string, cfg: AnyKi
   }
   if (missing === 0) report.ok(`${at}.source`, `${where}: all ${requiredColumns(at, cfg).size} mapped columns exist`);
 
-  const cursorColumn = cfg.cursor.mode === 'updated_at' ? cfg.cursor.column : cfg.key;
+  const cursorColumn = cursorColumnOf(cfg);
   const cursorPath = cfg.cursor.mode === 'updated_at' ? `${at}.cursor.column` : `${at}.key`;
   if (!cursorColumn || !columns.includes(cursorColumn)) return;
   try {
@@ -88,9 +88,9 @@ function isLoopback(hostname: string): boolean {
 async function firstCycle(report: CheckReport, dbs: Databases, config: ResolvedConfig, hasState: boolean, kind: Kind, cfg: AnyKindConfig): Promise<void> {
   const at = `kinds.${kind}`;
   try {
-    const wm = hasState ? await getWatermark(dbs.state, dbs.tables, kind) : null;
+
     const started = hasState && (await dbs.state.schema.hasTable(dbs.tables.kindState)) ? Boolean((await getKindState(dbs.state, dbs.tables, kind))?.startedAt) : false;
-    let position: Cursor | null = wm && (wm.cursorValue !== null || wm.cursorKey !== null) ? { value: wm.cursorValue, key: wm.cursorKey } : null;
+    let position: Cursor | null = hasState ? await getCursor(dbs.state, dbs.tables, kind) : null;
     if (position) {
       const n = await countFrom(dbs.source, cfg, position);
       report.ok(at, `the next cycle reads ${n} row(s) changed after the watermark (${position.value ?? `key ${position.key}`})`);
@@ -147,7 +147,7 @@ export function register(program: Command): void {
           const table = `${config.state.table_prefix}sync_records`;
           hasState = await dbs.state.schema.hasTable(table);
           if (hasState) report.ok('state tables', `present (prefix ${config.state.table_prefix})`);
-          else report.warn('state tables', `missing: run \`attendance-sync migrate\``);
+          else report.warn('state tables', `missing: run \`npx attendance-sync migrate\``);
           if (await dbs.state.schema.hasTable(dbs.tables.tenant)) {
             const current = tenantOf(config);
             const bound = await getTenantBinding(dbs.state, dbs.tables);

@@ -23,7 +23,7 @@ export function register(program: Command): void {
             `state database ${display} (prefix ${target.tablePrefix})\n` +
               s.applied.map((n) => `  applied  ${n}\n`).join('') +
               s.pending.map((n) => `  pending  ${n}\n`).join('') +
-              (s.pending.length === 0 ? 'up to date\n' : `${s.pending.length} pending: run \`attendance-sync migrate\`\n`),
+              (s.pending.length === 0 ? 'up to date\n' : `${s.pending.length} pending: run \`npx attendance-sync migrate\`\n`),
           );
           return;
         }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { AppError, ExitCode } from '../../errors.js';
 import { runCycle, type CycleResult } from '../../pipeline/cycle.js';
-import { openPipeline } from '../../pipeline/worker.js';
+import { openPipeline } from '../../pipeline/wiring.js';
 import { keepLease } from '../../state/lock.js';
 import { loadContext } from '../context.js';
 import { setExitCode } from '../exit.js';
@@ -15,7 +15,7 @@ export function onceTrouble(r: CycleResult): string | null {
   if (r.send.failed > 0) parts.push(`${r.send.failed} operation(s) failed (Feishu refused them: fix, then \`retry\`)`);
   if (r.send.dead > 0) parts.push(`${r.send.dead} operation(s) are dead (attempts used up: \`retry --status dead\`)`);
   if (r.outboxDepth > 0) parts.push(`${r.outboxDepth} planned operation(s) could not be sent yet: they wait for a retry, or are held behind a failed or dead revoke (see Held in status)`);
-  return `not everything planned reached Feishu: ${parts.join('; ')}; see \`attendance-sync status\``;
+  return `not everything planned reached Feishu: ${parts.join('; ')}; see \`npx attendance-sync status\``;
 }
 
 export function register(program: Command): void {
@@ -34,7 +34,7 @@ export function register(program: Command): void {
       process.once('SIGTERM', stop);
       try {
         if (!(await p.lock.tryAcquire())) {
-          throw new AppError('LOCK_HELD', 'another worker holds the lock of this state database (is `attendance-sync run` active?); try again when it stops');
+          throw new AppError('LOCK_HELD', 'another worker holds the lock of this state database (is `npx attendance-sync run` active?); try again when it stops');
         }
         let lost = false;
         const lease = keepLease(p.lock, config.sync.lock_lease_seconds * 1000, () => {

@@ -1,14 +1,15 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
 import { isKind, KINDS } from '../../kinds.js';
-import { enabledKinds, mapRows } from '../../pipeline/cycle.js';
-import { readByEffectiveDate, readPage, type Cursor } from '../../source/extract.js';
+import { enabledKinds, mapRows } from '../../pipeline/deps.js';
+import { openDatabases } from '../../pipeline/wiring.js';
+import { readByEffectiveDate, readPage } from '../../source/extract.js';
 import { effectiveDateColumn } from '../../source/relation.js';
 import { countFrom, startPosition } from '../../source/start.js';
-import { getWatermark } from '../../state/watermarks.js';
+import { getCursor, type Cursor } from '../../state/watermarks.js';
 import { getKindState } from '../../state/kindState.js';
 import type { SourceRow } from '../../mapping/map.js';
-import { loadContext, openDatabases } from '../context.js';
+import { loadContext } from '../context.js';
 
 export function register(program: Command): void {
   program
@@ -45,8 +46,7 @@ export function register(program: Command): void {
               break;
             }
           } else {
-            const wm = hasState ? await getWatermark(dbs.state, dbs.tables, kind) : null;
-            let after: Cursor | null = wm && (wm.cursorValue !== null || wm.cursorKey !== null) ? { value: wm.cursorValue, key: wm.cursorKey } : null;
+            let after: Cursor | null = hasState ? await getCursor(dbs.state, dbs.tables, kind) : null;
             if (after) where = after.key === null ? `changed at or after ${after.value} (sync.start_from)` : `changed after the watermark (${after.value ?? `key ${after.key}`})`;
             else if (config.sync.start_from && !(hasKindState && (await getKindState(dbs.state, dbs.tables, kind))?.startedAt)) {
               after = await startPosition(dbs.source, cfg, config.sync.start_from, cfg.time_zone ?? config.source.time_zone);
@@ -55,7 +55,7 @@ export function register(program: Command): void {
             rows = (await readPage(dbs.source, cfg, after, { pageSize: limit })).rows;
             if (rows.length > 0 && rows.length >= limit) where += `, the first ${limit} of ${await countFrom(dbs.source, cfg, after)}`;
           }
-          const mapped = mapRows({ config } as Parameters<typeof mapRows>[0], kind, cfg, rows);
+          const mapped = mapRows(config, kind, cfg, rows);
           out[kind] = mapped.map((m) =>
             m.outcome === 'valid'
               ? { key: m.sourceKey, outcome: 'valid', payload: { user_approval: m.request } }

@@ -3,8 +3,8 @@ import { AppError, ConfigError, ExitCode } from '../../errors.js';
 import { isUpToDate } from '../../state/migrate.js';
 import { createLeaderLock, lockHolder } from '../../state/lock.js';
 import { describeTenant, getTenantBinding, rebindTenant, stateSize, tenantDifferences, tenantOf } from '../../state/tenant.js';
-import { ownerId } from '../../pipeline/worker.js';
-import { loadContext, openDatabases } from '../context.js';
+import { openDatabases, ownerId } from '../../pipeline/wiring.js';
+import { loadContext } from '../context.js';
 import { setExitCode } from '../exit.js';
 
 export function register(program: Command): void {
@@ -18,7 +18,7 @@ export function register(program: Command): void {
       const dbs = openDatabases(config, { poolMax: 2 });
       try {
         if (!(await isUpToDate(dbs.state, config.state.table_prefix))) {
-          throw new AppError('STATE_NOT_MIGRATED', 'the state tables are missing or out of date: run `attendance-sync migrate` first', { exitCode: ExitCode.USAGE });
+          throw new AppError('STATE_NOT_MIGRATED', 'the state tables are missing or out of date: run `npx attendance-sync migrate` first', { exitCode: ExitCode.USAGE });
         }
         const current = tenantOf(config);
         const bound = await getTenantBinding(dbs.state, dbs.tables);
@@ -51,7 +51,7 @@ export function register(program: Command): void {
         const lock = createLeaderLock(dbs.state, dbs.tables, { owner: ownerId(), leaseMs: config.sync.lock_lease_seconds * 1000 });
         if (!(await lock.tryAcquire())) {
           const holder = await lockHolder(dbs.state, dbs.tables);
-          throw new AppError('LOCK_HELD', `another worker holds the lock of this state database${holder ? ` (${holder.owner})` : ''}: stop \`attendance-sync run\` first`);
+          throw new AppError('LOCK_HELD', `another worker holds the lock of this state database${holder ? ` (${holder.owner})` : ''}: stop \`npx attendance-sync run\` first`);
         }
         try {
           const r = await rebindTenant(dbs.state, dbs.tables, current, { keepState });

@@ -2,8 +2,9 @@ import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
 import { isKind, KINDS } from '../../kinds.js';
 import { retryWithOutcome } from '../../state/syncRecords.js';
-import { enabledKinds } from '../../pipeline/cycle.js';
-import { loadContext, openDatabases } from '../context.js';
+import { enabledKinds } from '../../pipeline/deps.js';
+import { openDatabases } from '../../pipeline/wiring.js';
+import { loadContext } from '../context.js';
 
 export function register(program: Command): void {
   program

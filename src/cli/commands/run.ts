@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { runCycle } from '../../pipeline/cycle.js';
-import { openPipeline } from '../../pipeline/worker.js';
+import { openPipeline } from '../../pipeline/wiring.js';
 import { Daemon } from '../../worker/daemon.js';
 import { judgeHealth, Metrics, startMetricsServer, type HealthInput } from '../../metrics/metrics.js';
 import { describeError } from '../../errors.js';

@@ -1,3 +1,8 @@
+/**
+ * Wiring: everything a command needs opened and built before the pipeline runs — the
+ * databases, the Feishu client, the leader lock, the sender. The CLI asks here; nothing in
+ * pipeline/ knows the CLI.
+ */
 import os from 'node:os';
 import crypto from 'node:crypto';
 import type { ResolvedConfig } from '../config/load.js';
@@ -5,14 +10,17 @@ import { AppError, ExitCode } from '../errors.js';
 import { FeishuClient } from '../feishu/client.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { openDatabases, type Databases } from '../cli/context.js';
+import { connect, type Knex } from '../db/connect.js';
+import { stateTables, type StateTables } from '../state/tables.js';
+import { Sender } from '../send/sender.js';
+import { LookbackWindows } from './lookback.js';
 import { isUpToDate } from '../state/migrate.js';
 import { createLeaderLock, type LeaderLock } from '../state/lock.js';
 import { reclaimOrphanedLeases } from '../state/syncRecords.js';
 import { ensureTenant, tenantOf } from '../state/tenant.js';
 import { markCrashedRuns } from '../state/runs.js';
 import { QuotaMeter, quotaFigures } from '../state/quota.js';
-import type { PipelineDeps } from './cycle.js';
+import type { PipelineDeps } from './deps.js';
 
 export interface Pipeline {
   readonly deps: PipelineDeps;
@@ -45,7 +53,7 @@ export async function openPipeline(
   const tenant = tenantOf(config);
   try {
     if (!(await isUpToDate(dbs.state, config.state.table_prefix))) {
-      throw new AppError('STATE_NOT_MIGRATED', 'the state tables are missing or out of date: run `attendance-sync migrate` first', { exitCode: ExitCode.USAGE });
+      throw new AppError('STATE_NOT_MIGRATED', 'the state tables are missing or out of date: run `npx attendance-sync migrate` first', { exitCode: ExitCode.USAGE });
     }
     // A state of another tenant: refuse before anything is read, planned or sent (exit 2).
     await ensureTenant(dbs.state, dbs.tables, tenant, { bind: false });
@@ -106,7 +114,18 @@ export async function openPipeline(
     renew: () => inner.renew(),
     release: () => inner.release(),
   };
-  const deps: PipelineDeps = { config, source: dbs.source, state: dbs.state, t: dbs.tables, client, logger, owner, metrics: opts.metrics, quota };
+  const deps: PipelineDeps = {
+    config,
+    source: dbs.source,
+    state: dbs.state,
+    t: dbs.tables,
+    client,
+    logger,
+    owner,
+    lookback: new LookbackWindows(config.sync.lookback_seconds * 1000),
+    metrics: opts.metrics,
+    quota,
+  };
   return {
     deps,
     dbs,
@@ -116,4 +135,56 @@ export async function openPipeline(
       await dbs.close();
     },
   };
+}
+
+export interface Databases {
+  readonly source: Knex;
+  /** The state DB; the same handle as `source` when both URLs are equal. */
+  readonly state: Knex;
+  readonly tables: StateTables;
+  close(): Promise<void>;
+}
+
+/** Open the source and state databases (one pool when they are the same database). */
+export function openDatabases(config: ResolvedConfig, opts: { poolMax?: number } = {}): Databases {
+  const shared = config.state.url === config.source.url;
+  // The source is only read: a SQLite source opens read-only and must exist (the state
+  // database, when it is the same file, needs it writable).
+  const source = connect(config.source.url, { poolMax: opts.poolMax ?? 4, role: shared ? 'source and state' : 'source', mustExist: true, readonly: !shared });
+  let state: Knex;
+  try {
+    state = shared ? source : connect(config.state.url, { poolMax: opts.poolMax ?? 4, role: 'state' });
+  } catch (err) {
+    void source.destroy();
+    throw err;
+  }
+  return {
+    source,
+    state,
+    tables: stateTables(config.state.table_prefix),
+    async close() {
+      await source.destroy();
+      if (state !== source) await state.destroy();
+    },
+  };
+}
+
+/** The sender of a pipeline: drains the outbox with the configured concurrency and retry policy. */
+export function sender(deps: PipelineDeps): Sender {
+  const f = deps.config.feishu;
+  return new Sender({
+    state: deps.state,
+    t: deps.t,
+    client: deps.client,
+    employeeType: f.employee_type,
+    namespace: deps.config.sync.namespace,
+    owner: deps.owner,
+    concurrency: f.concurrency,
+    maxAttempts: f.max_attempts,
+    retryBaseMs: f.retry_base_ms,
+    retryMaxMs: f.retry_max_ms,
+    leaseMs: Math.max(60_000, f.timeout_ms * 6),
+    logger: deps.logger,
+    metrics: deps.metrics,
+  });
 }
