@@ -3,7 +3,7 @@ import { DateTime } from 'luxon';
 import type { AnyKindConfig } from '../config/schema.js';
 import { ROW_PROBLEMS, type SourceRow } from '../mapping/map.js';
 import { MAPPING_LIMITS } from '../mapping/limits.js';
-import { dialectOf } from '../db/connect.js';
+import { sourceDialect } from '../db/dialect.js';
 import { cursorColumn, effectiveDateColumn, fieldColumn, sourceRelation } from './relation.js';
 import type { Cursor } from '../state/watermarks.js';
 
@@ -34,15 +34,8 @@ export function cursorTimeMs(value: unknown, zone: string): number | null {
 
 /** The source database's own clock, epoch ms: the reference for cursor times it stores. */
 export async function sourceNow(db: Knex): Promise<number> {
-  const dialect = dialectOf(db);
-  const sql =
-    dialect === 'pg'
-      ? 'SELECT extract(epoch from clock_timestamp()) * 1000 AS ms'
-      : dialect === 'mysql'
-        ? 'SELECT UNIX_TIMESTAMP(NOW(6)) * 1000 AS ms'
-        : "SELECT (julianday('now') - 2440587.5) * 86400000.0 AS ms";
-  const res = (await db.raw(sql)) as unknown;
-  const rows = dialect === 'pg' ? (res as { rows: Array<{ ms: unknown }> }).rows : dialect === 'mysql' ? (res as [Array<{ ms: unknown }>])[0] : (res as Array<{ ms: unknown }>);
+  const d = sourceDialect(db);
+  const rows = d.rawRows<{ ms: unknown }>(await db.raw(d.nowMsSql));
   const ms = Number(rows[0]?.ms);
   if (!Number.isFinite(ms)) throw new Error('could not read the source database clock');
   return Math.round(ms);
@@ -95,14 +88,8 @@ export function mappedColumns(cfg: AnyKindConfig): Column[] {
 /** The SQL of a column as read: free text cut to what the mapper can use. */
 function columnSql(db: Knex, c: Column): { sql: string; bindings: string[] } {
   if (!c.cut) return { sql: '??', bindings: [c.name] };
-  const n = MAPPING_LIMITS.textReadChars;
-  const d = dialectOf(db);
-  // Characters, not bytes, on every dialect; PostgreSQL needs text for substr.
-  if (d === 'pg') return { sql: `substr(CAST(?? AS text), 1, ${n})`, bindings: [c.name] };
-  if (d === 'mysql') return { sql: `SUBSTRING(??, 1, ${n})`, bindings: [c.name] };
-  // SQLite's substr stops at a NUL character: only a long value is cut, and as bytes (a
-  // character split at the end lies far beyond what the mapper keeps).
-  return { sql: `CASE WHEN length(CAST(?? AS BLOB)) > ${4 * n} THEN CAST(substr(CAST(?? AS BLOB), 1, ${4 * n}) AS TEXT) ELSE ?? END`, bindings: [c.name, c.name, c.name] };
+  // Characters, not bytes, on every dialect (SQLite: see its textPrefix).
+  return sourceDialect(db).textPrefix(c.name, MAPPING_LIMITS.textReadChars);
 }
 
 function selectList(db: Knex, cfg: AnyKindConfig): Array<string | Knex.Raw> {
@@ -115,9 +102,7 @@ function selectList(db: Knex, cfg: AnyKindConfig): Array<string | Knex.Raw> {
 
 /** Byte length of a value as read, on any column type (NULL for NULL). */
 function lengthSql(db: Knex, e: { sql: string; bindings: string[] }, alias: string): Knex.Raw {
-  const d = dialectOf(db);
-  const sql = d === 'pg' ? `octet_length(CAST(${e.sql} AS text))` : d === 'mysql' ? `LENGTH(${e.sql})` : `length(CAST(${e.sql} AS BLOB))`;
-  return db.raw(`${sql} AS ??`, [...e.bindings, alias]);
+  return db.raw(`${sourceDialect(db).byteLength(e.sql)} AS ??`, [...e.bindings, alias]);
 }
 
 /** What a page probe reads per row: its position and the byte length of each mapped value. */
@@ -253,7 +238,7 @@ function rangeQuery(
   // NULL keys have no place in the keyset either (a position with a NULL key matches no row
   // and restarts the read): `readPage` reads them apart, by cursor range.
   let q = sourceRelation(db, cfg).select(columns).whereNotNull(col).whereNotNull(key);
-  const mysql = dialectOf(db) === 'mysql';
+  const rowValues = sourceDialect(db).rowValueKeyset;
   if (idMode) {
     if (after?.key != null) q = q.where(key, '>', keyBinding(after.key));
     if (opts.upTo?.key != null) q = q.where(key, '<=', keyBinding(opts.upTo.key));
@@ -262,13 +247,10 @@ function rangeQuery(
     if (after?.value != null && after.key != null) {
       const v = after.value;
       const k = keyBinding(after.key);
-      if (mysql) {
-        // MySQL / MariaDB turn this OR into two ranges on the (col, key) index.
-        q = q.where((w) => w.where(col, '>', v).orWhere((w2) => w2.where(col, '=', v).andWhere(key, '>', k)));
-      } else {
-        // PostgreSQL and SQLite use a row-value comparison as one range on the (col, key) index.
-        q = q.whereRaw('(??, ??) > (?, ?)', [col, key, v, k]);
-      }
+      // A row-value comparison as one range on the (col, key) index, or the OR that the
+      // dialect turns into two ranges on it (see SourceDialect.rowValueKeyset).
+      if (rowValues) q = q.whereRaw('(??, ??) > (?, ?)', [col, key, v, k]);
+      else q = q.where((w) => w.where(col, '>', v).orWhere((w2) => w2.where(col, '=', v).andWhere(key, '>', k)));
     } else if (after?.value != null) {
       // A start bound (sync.start_from): a value without a key reads from it inclusively.
       q = q.where(col, '>=', after.value);
@@ -278,8 +260,8 @@ function rangeQuery(
     if (opts.upTo?.value != null && opts.upTo.key != null) {
       const v = opts.upTo.value;
       const k = keyBinding(opts.upTo.key);
-      if (mysql) q = q.where((w) => w.where(col, '<', v).orWhere((w2) => w2.where(col, '=', v).andWhere(key, '<=', k)));
-      else q = q.whereRaw('(??, ??) <= (?, ?)', [col, key, v, k]);
+      if (rowValues) q = q.whereRaw('(??, ??) <= (?, ?)', [col, key, v, k]);
+      else q = q.where((w) => w.where(col, '<', v).orWhere((w2) => w2.where(col, '=', v).andWhere(key, '<=', k)));
     }
     q = q.orderBy([col, key]);
   }

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type { AnyKindConfig, FieldSpec } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
-import { dialectOf } from '../db/connect.js';
+import { sourceDialect } from '../db/dialect.js';
 import type { DialectName } from '../db/url.js';
 
 /**
@@ -11,7 +11,7 @@ import type { DialectName } from '../db/url.js';
  */
 export function sourceRelation(db: Knex, cfg: AnyKindConfig): Knex.QueryBuilder {
   if (cfg.source.table) return db.from(cfg.source.table);
-  const sql = operatorSql((cfg.source.query ?? '').trim().replace(/;\s*$/, ''), dialectOf(db));
+  const sql = operatorSql((cfg.source.query ?? '').trim().replace(/;\s*$/, ''), sourceDialect(db).name);
   // The newline ends a trailing `-- comment` before the closing parenthesis.
   return db.from(db.raw(`(${sql}\n) as src`));
 }
@@ -23,9 +23,10 @@ export function sourceRelation(db: Knex, cfg: AnyKindConfig): Knex.QueryBuilder 
  * as $n, literals included. SQLite and MySQL skip literals themselves.
  */
 export function operatorSql(sql: string, dialect: DialectName): string {
+  const caps = sourceDialect(dialect);
   let out = '';
   let i = 0;
-  const keep = (c: string) => (c === '?' && dialect === 'pg' ? '\\?' : c);
+  const keep = (c: string) => (c === '?' && caps.escapesQuestionMarks ? '\\?' : c);
   while (i < sql.length) {
     const c = sql[i]!;
     const next = sql[i + 1];
@@ -47,7 +48,7 @@ export function operatorSql(sql: string, dialect: DialectName): string {
       while (i < sql.length) {
         const d = sql[i]!;
         // MySQL strings take backslash escapes; elsewhere a backslash is a character.
-        if (d === '\\' && dialect === 'mysql' && c !== '`') {
+        if (d === '\\' && caps.backslashEscapes && c !== '`') {
           out += d + (sql[i + 1] ?? '');
           i += 2;
           continue;
@@ -70,7 +71,7 @@ export function operatorSql(sql: string, dialect: DialectName): string {
     }
     if (c === '?') {
       throw new ConfigError([
-        `source.query: \`?\` at character ${i + 1} is outside any string literal or comment; the query must not use placeholders (the worker binds its own filters around it)${dialect === 'pg' ? '; for the jsonb operators ?, ?| and ?& use jsonb_exists, jsonb_exists_any and jsonb_exists_all' : ''}`,
+        `source.query: \`?\` at character ${i + 1} is outside any string literal or comment; the query must not use placeholders (the worker binds its own filters around it)${caps.placeholderHint}`,
       ]);
     }
     out += c;
