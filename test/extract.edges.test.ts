@@ -2,7 +2,8 @@ import { createTestDatabase, dialectsUnderTest, type TestDatabase } from './help
 import { baseRawConfig } from './helpers/config.js';
 import { resolveConfig } from '../src/config/load.js';
 import type { AnyKindConfig } from '../src/config/schema.js';
-import { iterateChanged, readByEffectiveDate } from '../src/source/extract.js';
+import { iterateChanged } from '../src/source/extract.js';
+import { readByEffectiveDate } from '../src/source/window.js';
 
 /** A leave kind reading `source` with a text key `k` and cursor `updated_at`. */
 function kindFor(source: { table?: string; query?: string }): AnyKindConfig {

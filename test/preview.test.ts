@@ -7,7 +7,7 @@ import { createTestDatabase, dialectsUnderTest, type TestDatabase } from './help
 import { prepareSample } from './helpers/pipeline.js';
 import { runCli } from './helpers/cli.js';
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
-import { exclusiveUpperBound } from '../src/source/extract.js';
+import { exclusiveUpperBound } from '../src/source/window.js';
 
 const EXAMPLE = { pg: 'postgres', mysql: 'mysql', sqlite: 'sqlite' } as const;
 

@@ -2,7 +2,7 @@ import type { AnyKindConfig } from '../config/schema.js';
 import type { ResolvedConfig } from '../config/load.js';
 import type { Kind } from '../kinds.js';
 import { versionHash } from '../identity.js';
-import { keyBinding } from '../source/extract.js';
+import { keyBinding } from '../source/keyset.js';
 import type { Cursor } from '../state/watermarks.js';
 import { sourceRelation } from '../source/relation.js';
 import { startPosition } from '../source/start.js';

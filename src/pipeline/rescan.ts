@@ -4,7 +4,7 @@ import type { AnyKindConfig } from '../config/schema.js';
 import type { Kind } from '../kinds.js';
 import type { MappedRow } from '../mapping/map.js';
 import { addCounts, emptyPlanCounts, planRows, type PlanCounts } from '../plan/plan.js';
-import { countByEffectiveDate, existingKeys, readByEffectiveDate } from '../source/extract.js';
+import { countByEffectiveDate, existingKeys, readByEffectiveDate } from '../source/window.js';
 import { heldKeysPage } from '../state/records.js';
 import { mapRows, planDeps, type PipelineDeps } from './deps.js';
 import { yieldToEventLoop } from './yield.js';

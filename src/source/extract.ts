@@ -1,11 +1,15 @@
 import type { Knex } from 'knex';
-import { DateTime } from 'luxon';
 import type { AnyKindConfig } from '../config/schema.js';
-import { ROW_PROBLEMS, type SourceRow } from '../mapping/map.js';
-import { MAPPING_LIMITS } from '../mapping/limits.js';
 import { sourceDialect } from '../db/dialect.js';
-import { cursorColumn, effectiveDateColumn, fieldColumn, sourceRelation } from './relation.js';
+import type { SourceRow } from '../mapping/map.js';
 import type { Cursor } from '../state/watermarks.js';
+import { cutProbe, PAGE_BYTES, probeList, problemRow, selectList } from './columns.js';
+import { asCursorText, completeLastKey, cursorTimeMs, instantOf, keyBinding, lookbackBound } from './keyset.js';
+import { cursorColumn, sourceRelation } from './relation.js';
+
+/*
+ * The change read: keyset pages after the watermark, with the lookback window re-read first.
+ */
 
 export interface Page {
   readonly rows: SourceRow[];
@@ -17,21 +21,6 @@ export interface Page {
   readonly held?: SourceRow[];
 }
 
-/**
- * A cursor value as epoch ms: zone-less text in `zone`, text with an offset as written, a
- * Date as is. Null for numbers (epochs and version counters are not told apart) and for text
- * that is not a time.
- */
-export function cursorTimeMs(value: unknown, zone: string): number | null {
-  if (value instanceof Date) return value.getTime();
-  if (value === null || value === undefined || typeof value === 'number' || typeof value === 'bigint') return null;
-  const text = String(value).trim();
-  if (/^-?\d+(\.\d+)?$/.test(text)) return null;
-  let dt = DateTime.fromSQL(text, { zone });
-  if (!dt.isValid) dt = DateTime.fromISO(text, { zone });
-  return dt.isValid ? dt.toMillis() : null;
-}
-
 /** The source database's own clock, epoch ms: the reference for cursor times it stores. */
 export async function sourceNow(db: Knex): Promise<number> {
   const d = sourceDialect(db);
@@ -39,169 +28,6 @@ export async function sourceNow(db: Knex): Promise<number> {
   const ms = Number(rows[0]?.ms);
   if (!Number.isFinite(ms)) throw new Error('could not read the source database clock');
   return Math.round(ms);
-}
-
-/**
- * Bytes of mapped values one page may hold. A page ends at `sync.page_size` rows or here,
- * whichever comes first, so wide rows make short pages instead of a heap overflow: the
- * deployed heap is 192 MB, and the rows of a page live through mapping and planning.
- */
-export const PAGE_BYTES = 8 * 2 ** 20;
-
-/** Free-text fields: the mapper cuts them to `maxTextChars`; only what it can use is read. */
-const TEXT_FIELDS: ReadonlySet<string> = new Set(['reason', 'remarks']);
-
-interface Column {
-  readonly name: string;
-  /** What reads it, for reasons: `fields.user_id`, `status`, `deleted`. */
-  readonly uses: readonly string[];
-  /** Read cut to `MAPPING_LIMITS.textReadChars` (only free text is). */
-  readonly cut: boolean;
-  /** The keyset's own columns are read whatever their size. */
-  readonly position: boolean;
-}
-
-/**
- * The columns a kind reads: key, cursor, status, soft delete and every mapped field. Never
- * `SELECT *`: a table's unmapped columns (attachments, scanned forms) may hold megabytes a row.
- */
-export function mappedColumns(cfg: AnyKindConfig): Column[] {
-  const position = new Set([cfg.key, cursorColumn(cfg)]);
-  const uses = new Map<string, { uses: string[]; text: boolean }>();
-  const use = (col: string, label: string, text: boolean) => {
-    const u = uses.get(col) ?? { uses: [], text: true };
-    u.uses.push(label);
-    u.text &&= text;
-    uses.set(col, u);
-  };
-  if (cfg.status) use(cfg.status.column, 'status', false);
-  if (cfg.deleted) use(cfg.deleted.column, 'deleted', false);
-  for (const [name, spec] of Object.entries(cfg.fields as Record<string, Parameters<typeof fieldColumn>[0]>)) {
-    const col = fieldColumn(spec);
-    if (col !== undefined) use(col, `fields.${name}`, TEXT_FIELDS.has(name));
-  }
-  const out: Column[] = [...position].map((name) => ({ name, uses: uses.get(name)?.uses ?? [], cut: false, position: true }));
-  for (const [name, u] of uses) if (!position.has(name)) out.push({ name, uses: u.uses, cut: u.text, position: false });
-  return out;
-}
-
-/** The SQL of a column as read: free text cut to what the mapper can use. */
-function columnSql(db: Knex, c: Column): { sql: string; bindings: string[] } {
-  if (!c.cut) return { sql: '??', bindings: [c.name] };
-  // Characters, not bytes, on every dialect (SQLite: see its textPrefix).
-  return sourceDialect(db).textPrefix(c.name, MAPPING_LIMITS.textReadChars);
-}
-
-function selectList(db: Knex, cfg: AnyKindConfig): Array<string | Knex.Raw> {
-  return mappedColumns(cfg).map((c) => {
-    if (!c.cut) return c.name;
-    const e = columnSql(db, c);
-    return db.raw(`${e.sql} AS ??`, [...e.bindings, c.name]);
-  });
-}
-
-/** Byte length of a value as read, on any column type (NULL for NULL). */
-function lengthSql(db: Knex, e: { sql: string; bindings: string[] }, alias: string): Knex.Raw {
-  return db.raw(`${sourceDialect(db).byteLength(e.sql)} AS ??`, [...e.bindings, alias]);
-}
-
-/** What a page probe reads per row: its position and the byte length of each mapped value. */
-function probeList(db: Knex, cfg: AnyKindConfig): Array<string | Knex.Raw> {
-  const cols = mappedColumns(cfg);
-  const positions = cols.filter((c) => c.position).map((c) => c.name);
-  return [...positions, ...cols.map((c, i) => lengthSql(db, columnSql(db, c), `__len${i}`))];
-}
-
-/**
- * Which probed rows the page takes: rows in order until their mapped values pass `budget`
- * (at least one row), never cutting a run of rows with one position (the keyset could not
- * resume inside it). A value above `maxValueBytes` is not read at all: its row comes back
- * with the problem attached, and the mapper records it as invalid.
- */
-function cutProbe(cfg: AnyKindConfig, probe: SourceRow[], budget: number): { take: number; oversized: Map<number, string[]> } {
-  const cols = mappedColumns(cfg);
-  const col = cursorColumn(cfg);
-  const max = MAPPING_LIMITS.maxValueBytes;
-  const oversized = new Map<number, string[]>();
-  let total = 0;
-  let take = probe.length;
-  for (let i = 0; i < probe.length; i++) {
-    const row = probe[i]!;
-    let bytes = 0;
-    const problems: string[] = [];
-    cols.forEach((c, j) => {
-      const n = Number(row[`__len${j}`] ?? 0) || 0;
-      if (!c.position && n > max) problems.push(`${c.uses.join(', ')} (column ${c.name}): holds ${n} bytes, more than the ${max} a mapped value may have (the row was not read)`);
-      else bytes += n;
-    });
-    if (problems.length > 0) oversized.set(i, problems);
-    if (i > 0 && total + bytes > budget) {
-      take = i;
-      break;
-    }
-    total += bytes;
-  }
-  const same = (a: SourceRow, b: SourceRow) => asCursorText(a[cfg.key]) === asCursorText(b[cfg.key]) && asCursorText(a[col]) === asCursorText(b[col]);
-  while (take < probe.length && same(probe[take]!, probe[take - 1]!)) take++;
-  for (const i of [...oversized.keys()]) if (i >= take) oversized.delete(i);
-  return { take, oversized };
-}
-
-/** A row that was not read because a value is too large: its position and the problem. */
-function problemRow(cfg: AnyKindConfig, probed: SourceRow, problems: string[]): SourceRow {
-  const row: SourceRow = { [cfg.key]: probed[cfg.key], [cursorColumn(cfg)]: probed[cursorColumn(cfg)] };
-  Object.defineProperty(row, ROW_PROBLEMS, { value: problems, enumerable: false });
-  return row;
-}
-
-/**
- * Keys that are whole numbers are bound as numbers so `9 < 10` holds (text would say
- * otherwise). Digits with a leading zero (`'002'`) are text keys and stay text: as numbers
- * they would compare as 2 against a text column and skip rows.
- */
-export function keyBinding(key: string): string | number {
-  if (/^-?(0|[1-9]\d{0,14})$/.test(key)) return Number(key);
-  return key;
-}
-
-/**
- * A full page may end inside a group of rows that share one key (a join that multiplies a
- * record). The keyset would skip the rest of the group on the next page, so the group is
- * completed here: the planner then sees every copy together and can refuse the key.
- */
-async function completeLastKey(rows: SourceRow[], key: string, fetchGroup: (k: string | number) => Promise<SourceRow[]>): Promise<SourceRow[]> {
-  const last = rows[rows.length - 1];
-  if (!last) return rows;
-  const k = asCursorText(last[key]);
-  if (k === null) return rows;
-  let cut = rows.length;
-  while (cut > 0 && asCursorText(rows[cut - 1]![key]) === k) cut--;
-  const group = await fetchGroup(keyBinding(k));
-  return group.length > rows.length - cut ? [...rows.slice(0, cut), ...group] : rows;
-}
-
-function asCursorText(v: unknown): string | null {
-  if (v === null || v === undefined) return null;
-  if (v instanceof Date) return v.toISOString();
-  return String(v);
-}
-
-function compareKeys(a: string, b: string): number {
-  const na = keyBinding(a);
-  const nb = keyBinding(b);
-  if (typeof na === 'number' && typeof nb === 'number') return na - nb;
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Order of two positions, the way the keyset query orders rows. */
-export function compareCursors(a: Cursor, b: Cursor): number {
-  if ((a.value ?? '') !== (b.value ?? '')) {
-    const na = Number(a.value);
-    const nb = Number(b.value);
-    if (a.value !== null && b.value !== null && Number.isFinite(na) && Number.isFinite(nb) && /^\d+$/.test(a.value) && /^\d+$/.test(b.value)) return na - nb;
-    return (a.value ?? '') < (b.value ?? '') ? -1 : 1;
-  }
-  return compareKeys(a.key ?? '', b.key ?? '');
 }
 
 /**
@@ -337,37 +163,6 @@ async function keylessRows(
 }
 
 /**
- * The lower bound of the lookback window: `lookbackSeconds` before the watermark, written
- * in the same notation as the stored value so the database compares like with like. A
- * transaction that commits late can carry an updated_at older than the watermark; the
- * re-read is harmless because unchanged rows hash to the version already planned.
- */
-export function lookbackBound(watermarkValue: string, lookbackSeconds: number): string | null {
-  if (lookbackSeconds <= 0) return null;
-  const text = watermarkValue.trim();
-  const hasOffset = /(Z|[+-]\d{2}(:?\d{2})?)$/i.test(text) && /\d{2}:\d{2}/.test(text);
-  const dt = hasOffset
-    ? DateTime.fromISO(text.replace(' ', 'T').replace(/([+-]\d{2})$/, '$1:00'), { setZone: true })
-    : DateTime.fromSQL(text, { zone: 'UTC' });
-  if (!dt.isValid) {
-    // A numeric cursor column (epoch or version counter): subtract as a number.
-    const n = Number(text);
-    return Number.isFinite(n) ? String(n - lookbackSeconds * (n > 1e11 ? 1000 : 1)) : null;
-  }
-  const back = dt.minus({ seconds: lookbackSeconds });
-  return hasOffset ? back.toISO({ suppressMilliseconds: false }) : back.toFormat('yyyy-MM-dd HH:mm:ss.SSS');
-}
-
-/** A cursor value as a number to compare: epoch figures as they are, timestamps in ms (zone-less ones as UTC, alike). */
-function instantOf(text: string): number {
-  const t = text.trim();
-  if (/^-?\d+(\.\d+)?$/.test(t)) return Number(t);
-  let dt = DateTime.fromSQL(t, { zone: 'UTC', setZone: true });
-  if (!dt.isValid) dt = DateTime.fromISO(t.replace(' ', 'T'), { zone: 'UTC', setZone: true });
-  return dt.isValid ? dt.toMillis() : Number.NaN;
-}
-
-/**
  * Pages of rows changed since `watermark`, with the lookback window re-read first.
  * Memory stays flat: one page at a time, whatever the backlog.
  */
@@ -422,91 +217,4 @@ export async function* iterateChanged(
     after = page.last;
     inclusiveFrom = null;
   }
-}
-
-/**
- * The day after `to` (yyyy-MM-dd), or null for no upper bound: none given, or one whose next
- * day cannot be written as a four-digit year. `9999-12-31` + 1 day is `10000-01-01`, which
- * MySQL and SQLite compare as text and put before every real date: the window came back empty.
- */
-export function exclusiveUpperBound(to: string | null | undefined): string | null {
-  if (!to) return null;
-  const next = DateTime.fromISO(to, { zone: 'UTC' }).plus({ days: 1 });
-  return next.isValid && next.year <= 9999 ? next.toFormat('yyyy-MM-dd') : null;
-}
-
-/** The rows of a kind whose effective date lies in [from, to] (no `to`: from onwards). */
-function windowQuery(db: Knex, cfg: AnyKindConfig, w: { from: string; to?: string | null }): Knex.QueryBuilder {
-  const col = effectiveDateColumn(cfg);
-  const upper = exclusiveUpperBound(w.to);
-  const q = sourceRelation(db, cfg).where(col, '>=', `${w.from} 00:00:00`);
-  return upper === null ? q : q.andWhere(col, '<', `${upper} 00:00:00`);
-}
-
-/** How many rows `readByEffectiveDate` reads for the window (keyless ones included). */
-export async function countByEffectiveDate(db: Knex, cfg: AnyKindConfig, w: { from: string; to?: string | null }): Promise<number> {
-  const row = (await windowQuery(db, cfg, w).count({ n: '*' }).first()) as { n: number | string } | undefined;
-  return Number(row?.n ?? 0);
-}
-
-/**
- * Pages of rows whose effective date lies in [from, to] (yyyy-MM-dd; no `to`: from onwards),
- * keyset on the key, regardless of the watermark: backfill and rescan. Bounded by bytes like
- * `readPage`. Keyless rows come apart, with the first page.
- */
-export async function* readByEffectiveDate(
-  db: Knex,
-  cfg: AnyKindConfig,
-  opts: { from: string; to?: string | null; pageSize: number; pageBytes?: number },
-): AsyncGenerator<SourceRow[]> {
-  const col = effectiveDateColumn(cfg);
-  const byKey: AnyKindConfig = { ...cfg, cursor: { mode: 'id' } } as AnyKindConfig;
-  let afterKey: string | null = null;
-  for (;;) {
-    const inWindow = (columns: Array<string | Knex.Raw>) => windowQuery(db, cfg, opts).select(columns);
-    const keyless = async () => (afterKey === null ? ((await inWindow(selectList(db, byKey)).whereNull(cfg.key).orderBy(col).limit(opts.pageSize)) as SourceRow[]) : []);
-    const range = (columns: Array<string | Knex.Raw>, upTo: string | null, exclude: readonly string[] = []) => {
-      let q = inWindow(columns).whereNotNull(cfg.key);
-      if (afterKey !== null) q = q.andWhere(cfg.key, '>', keyBinding(afterKey));
-      if (upTo !== null) q = q.andWhere(cfg.key, '<=', keyBinding(upTo));
-      if (exclude.length > 0) q = q.whereNotIn(cfg.key, exclude.map(keyBinding));
-      return q.orderBy(cfg.key).limit(opts.pageSize);
-    };
-    const probe = (await range(probeList(db, byKey), null)) as SourceRow[];
-    if (probe.length === 0) {
-      const rows = await keyless();
-      if (rows.length > 0) yield rows;
-      return;
-    }
-    const { take, oversized } = cutProbe(byKey, probe, opts.pageBytes ?? PAGE_BYTES);
-    const upTo = asCursorText(probe[take - 1]![cfg.key]);
-    const exclude = [...oversized.keys()].map((i) => asCursorText(probe[i]![cfg.key])).filter((k): k is string => k !== null);
-    let rows = (await range(selectList(db, byKey), upTo, exclude)) as SourceRow[];
-    let last = upTo;
-    if (rows.length >= opts.pageSize) last = asCursorText(rows[rows.length - 1]![cfg.key]);
-    const full = take === probe.length && probe.length >= opts.pageSize;
-    const more = full || take < probe.length || rows.length >= opts.pageSize;
-    if ((full && !oversized.has(take - 1)) || rows.length >= opts.pageSize) {
-      rows = await completeLastKey(rows, cfg.key, async (k) => (await inWindow(selectList(db, byKey)).andWhere(cfg.key, k)) as SourceRow[]);
-    }
-    for (const [i, problems] of oversized) rows.push(problemRow(byKey, probe[i]!, problems));
-    rows.push(...(await keyless()));
-    if (rows.length > 0) yield rows;
-    if (!more || last === null) return;
-    afterKey = last;
-  }
-}
-
-/** Which of these keys still exist in the source (a missing one was deleted outright). */
-export async function existingKeys(db: Knex, cfg: AnyKindConfig, keys: readonly string[]): Promise<Set<string>> {
-  const out = new Set<string>();
-  for (let i = 0; i < keys.length; i += 500) {
-    const part = keys.slice(i, i + 500).map(keyBinding);
-    const rows = (await sourceRelation(db, cfg).select(cfg.key).whereIn(cfg.key, part)) as SourceRow[];
-    for (const r of rows) {
-      const k = asCursorText(r[cfg.key]);
-      if (k !== null) out.add(k);
-    }
-  }
-  return out;
 }
