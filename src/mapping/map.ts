@@ -3,7 +3,6 @@ import type { Kind } from '../kinds.js';
 import { KIND_ARRAY } from '../kinds.js';
 import type {
   AnyKindConfig,
-  DurationSpec,
   FieldSpec,
   LeaveKindConfig,
   OvertimeKindConfig,
@@ -12,231 +11,12 @@ import type {
 import { validateUserApproval, type UserApproval } from '../feishu/schema.js';
 import { versionHash } from '../identity.js';
 import { MAPPING_LIMITS } from './limits.js';
-import { charLength, cleanText, hasUnsafeIdChars, isBlank, scalarText, shown, truncateText, typeName } from './text.js';
-import { parseSourceTime, toIsoDate, toWallClock, toYmd } from './time.js';
+import { isBlank, scalarText, shown } from './text.js';
+import { toIsoDate, toWallClock, toYmd } from './time.js';
+import { MAX_KEY, MAX_REGION_ID, MAX_USER_ID, RowReader, splitList } from './reader.js';
+import { ROW_PROBLEMS, type MapContext, type MappedRow, type SourceRow } from './types.js';
 
-/** A row as the source database returned it. */
-export type SourceRow = Record<string, unknown>;
-
-/**
- * Set by the extractor on a row it did not read because a mapped value is too large
- * (the row holds only its key and cursor): the reasons the row is invalid.
- */
-export const ROW_PROBLEMS: unique symbol = Symbol('attendance-sync.row-problems');
-
-export interface MapContext {
-  /** Zone of zone-less source timestamps (the kind's `time_zone`, else `source.time_zone`). */
-  readonly sourceTimeZone: string;
-  /** The attendance group's zone: Feishu wall-clock strings are written in it. */
-  readonly feishuTimeZone: string;
-  /** Longest span accepted, in days (a 400-day leave is a data error). */
-  readonly maxSpanDays?: number;
-  /** "Now" for the plausibility window of times (ms since epoch; default: the clock). */
-  readonly now?: number;
-}
-
-export type MappedRow =
-  | {
-      readonly outcome: 'valid';
-      readonly kind: Kind;
-      readonly sourceKey: string;
-      /** The `user_approval` with one item, without `idempotent_id` (planning adds it). */
-      readonly request: UserApproval;
-      readonly version: string;
-      readonly userId: string;
-      readonly effectiveDate: string;
-      /** What was changed on the way (a reason cut to the limit); absent when nothing was. */
-      readonly warnings?: readonly string[];
-    }
-  | {
-      readonly outcome: 'inactive';
-      readonly kind: Kind;
-      readonly sourceKey: string;
-      readonly reason: 'cancelled' | 'not_approved' | 'deleted';
-    }
-  | { readonly outcome: 'invalid'; readonly kind: Kind; readonly sourceKey: string | null; readonly reasons: string[] };
-
-/** Text limit: a reason or remark longer than this is cut (deterministically) with an ellipsis. */
-export const MAX_TEXT = MAPPING_LIMITS.maxTextChars;
-const MAX_USER_ID = MAPPING_LIMITS.maxUserIdChars;
-const MAX_KEY = MAPPING_LIMITS.maxSourceKeyChars;
-const MAX_REGION_ID = MAPPING_LIMITS.maxRegionIdChars;
-const DAY_MS = 86_400_000;
-
-/** NULL, empty, or nothing but spaces and control characters: a default applies. */
-function isEmpty(v: unknown): boolean {
-  return isBlank(v) || (typeof v === 'string' && cleanText(v) === '');
-}
-
-/** A decimal number as text ("8", "-2.50", ".5"); hex, exponents, "Infinity" are not. */
-const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
-
-function toNumber(v: unknown): number | undefined {
-  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
-  if (typeof v === 'bigint') return Number(v);
-  if (typeof v === 'string' && DECIMAL.test(v.trim())) return Number(v.trim());
-  return undefined;
-}
-
-/** Reads fields of one row, collecting every problem instead of stopping at the first. */
-class RowReader {
-  readonly reasons: string[] = [];
-  readonly warnings: string[] = [];
-
-  constructor(
-    private readonly row: SourceRow,
-    private readonly ctx: MapContext,
-  ) {}
-
-  private label(name: string, spec: FieldSpec | DurationSpec | undefined): string {
-    const column = typeof spec === 'string' ? spec : spec?.column;
-    return column ? `fields.${name} (column ${column})` : `fields.${name}`;
-  }
-
-  private column(column: string): unknown {
-    if (Object.prototype.hasOwnProperty.call(this.row, column)) return this.row[column];
-    // Some drivers fold the case of unquoted names.
-    const hit = Object.keys(this.row).find((k) => k.toLowerCase() === column.toLowerCase());
-    return hit === undefined ? undefined : this.row[hit];
-  }
-
-  /** The raw value of a field after default and map; undefined when absent and optional. */
-  value(name: string, spec: FieldSpec | undefined, required: boolean): unknown {
-    if (spec === undefined) return undefined;
-    const s = typeof spec === 'string' ? { column: spec } : spec;
-    let v: unknown = s.column !== undefined ? this.column(s.column) : s.value;
-    if (isEmpty(v) && s.default !== undefined) v = s.default;
-    if (isEmpty(v)) {
-      if (required) this.reasons.push(`${this.label(name, spec)}: is empty`);
-      return undefined;
-    }
-    if (s.map) {
-      const key = scalarText(v)?.trim();
-      if (key === undefined || !Object.hasOwn(s.map, key)) {
-        this.reasons.push(`${this.label(name, spec)}: unknown value ${shown(key ?? v)} (not in its map)`);
-        return undefined;
-      }
-      v = s.map[key];
-    }
-    return v;
-  }
-
-  /**
-   * Free text (reason, remarks): control characters removed, cut to MAX_TEXT code points on
-   * a grapheme boundary. A cut is recorded as a warning, not as a problem.
-   */
-  text(name: string, spec: FieldSpec | undefined, required: boolean): string | undefined {
-    const v = this.value(name, spec, required);
-    if (v === undefined) return undefined;
-    const raw = scalarText(v);
-    if (raw === undefined) {
-      this.reasons.push(`${this.label(name, spec)}: is ${typeName(v)}, not text`);
-      return undefined;
-    }
-    const cut = truncateText(cleanText(raw), MAX_TEXT);
-    if (cut.truncated) this.warnings.push(`${this.label(name, spec)}: cut from ${charLength(raw)} to ${MAX_TEXT} characters`);
-    return cut.text;
-  }
-
-  /**
-   * An identifier (user id, region id): trimmed, otherwise never altered, because a changed
-   * identifier could name someone else. Control or invisible characters, or more than `max`
-   * characters, make it invalid.
-   */
-  id(name: string, spec: FieldSpec | undefined, required: boolean, max: number): string | undefined {
-    const v = this.value(name, spec, required);
-    if (v === undefined) return undefined;
-    return this.checkId(this.label(name, spec), v, max);
-  }
-
-  /** A list of identifiers in one value, split on commas, semicolons, bars or spaces. */
-  idList(name: string, spec: FieldSpec, max: number): string[] | undefined {
-    const v = this.value(name, spec, false);
-    if (v === undefined) return undefined;
-    const ids = splitList(v).map((id) => this.checkId(this.label(name, spec), id, max));
-    return ids.every((id) => id !== undefined) ? (ids as string[]) : undefined;
-  }
-
-  private checkId(label: string, v: unknown, max: number): string | undefined {
-    const raw = scalarText(v);
-    if (raw === undefined) {
-      this.reasons.push(`${label}: is ${typeName(v)}, not an identifier`);
-      return undefined;
-    }
-    const t = raw.trim();
-    if (hasUnsafeIdChars(t)) {
-      this.reasons.push(`${label}: ${shown(t)} contains a control or invisible character`);
-      return undefined;
-    }
-    if (charLength(t) > max) {
-      this.reasons.push(`${label}: longer than ${max} characters`);
-      return undefined;
-    }
-    return t;
-  }
-
-  int(name: string, spec: FieldSpec | undefined, required: boolean, allowed: readonly number[]): number | undefined {
-    const v = this.value(name, spec, required);
-    if (v === undefined) return undefined;
-    const n = toNumber(v);
-    if (n === undefined || !Number.isInteger(n) || !allowed.includes(n)) {
-      this.reasons.push(`${this.label(name, spec)}: ${shown(v)} is not one of ${allowed.join(', ')}`);
-      return undefined;
-    }
-    return n;
-  }
-
-  time(name: string, spec: FieldSpec | undefined, required: boolean): DateTime | undefined {
-    const v = this.value(name, spec, required);
-    if (v === undefined) return undefined;
-    const r = parseSourceTime(v, this.ctx.sourceTimeZone);
-    if (!r.ok) {
-      this.reasons.push(`${this.label(name, spec)}: ${r.problem}`);
-      return undefined;
-    }
-    // A placeholder (1900-01-01, epoch 0, a yyyyMMdd number read as seconds) or a mistyped
-    // year is a data error, never attendance.
-    const ms = r.value.toMillis();
-    const now = this.ctx.now ?? Date.now();
-    if (ms < MAPPING_LIMITS.earliestTime) {
-      this.reasons.push(`${this.label(name, spec)}: ${shown(v)} is before 2000-01-01 (not a plausible attendance time)`);
-      return undefined;
-    }
-    if (ms > now + MAPPING_LIMITS.maxDaysAhead * DAY_MS) {
-      this.reasons.push(`${this.label(name, spec)}: ${shown(v)} is more than ${MAPPING_LIMITS.maxDaysAhead} days in the future`);
-      return undefined;
-    }
-    return r.value;
-  }
-
-  /** A duration in seconds from a DurationSpec. */
-  seconds(name: string, spec: DurationSpec): number | undefined {
-    const raw = spec.column !== undefined ? this.column(spec.column) : spec.value;
-    if (isEmpty(raw)) {
-      this.reasons.push(`${this.label(name, spec)}: is empty`);
-      return undefined;
-    }
-    const n = toNumber(raw);
-    if (n === undefined || n < 0) {
-      this.reasons.push(`${this.label(name, spec)}: ${shown(raw)} is not a non-negative number`);
-      return undefined;
-    }
-    const perUnit: Record<DurationSpec['unit'], number> = {
-      seconds: 1,
-      minutes: 60,
-      hours: 3600,
-      days: spec.hours_per_day * 3600,
-      half_days: spec.hours_per_day * 1800,
-    };
-    const seconds = Math.round(n * perUnit[spec.unit]);
-    const maxDays = this.ctx.maxSpanDays ?? MAPPING_LIMITS.defaultMaxSpanDays;
-    if (seconds > maxDays * DAY_MS / 1000) {
-      this.reasons.push(`${this.label(name, spec)}: ${shown(raw)} is longer than ${maxDays} days`);
-      return undefined;
-    }
-    return seconds;
-  }
-}
+export { ROW_PROBLEMS, type MapContext, type MappedRow, type SourceRow } from './types.js';
 
 function sourceKeyOf(cfg: AnyKindConfig, row: SourceRow): string | null {
   const v = row[cfg.key] ?? Object.entries(row).find(([k]) => k.toLowerCase() === cfg.key.toLowerCase())?.[1];
@@ -345,13 +125,6 @@ function buildOvertime(cfg: OvertimeKindConfig, r: RowReader, ctx: MapContext) {
       ...(reason ? { reason } : {}),
     },
   };
-}
-
-function splitList(v: unknown): string[] {
-  return (scalarText(v) ?? '')
-    .split(/[,，;；|\s]+/)
-    .map((s) => s.trim())
-    .filter(Boolean);
 }
 
 function buildTrip(cfg: TripKindConfig, r: RowReader, ctx: MapContext) {

@@ -52,14 +52,6 @@ export function cleanText(v: string): string {
   return v.replace(/\r\n?/g, '\n').replace(STRIP, '').trim();
 }
 
-/** Control characters other than tab and newline, or unpaired surrogates. */
-export function hasControlChars(v: string): boolean {
-  STRIP.lastIndex = 0;
-  const hit = STRIP.test(v) || v.includes('\r');
-  STRIP.lastIndex = 0;
-  return hit;
-}
-
 // Everything an identifier may not contain: all C0 controls (tab and newline too), DEL, C1
 // controls, zero-width and direction marks, line and paragraph separators, a BOM, and
 // unpaired surrogates. Invisible characters make two ids look equal that are not.

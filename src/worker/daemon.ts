@@ -46,16 +46,14 @@ export class Daemon {
   private rescanDue = false;
   private stopped!: Promise<void>;
   private resolveStopped!: () => void;
-  private lastCycleOk: number | null = null;
-  private lastCycleError: string | null = null;
   private waitingLoggedAt: number | null = null;
 
   constructor(private readonly opts: DaemonOptions) {
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
   }
 
-  get status(): { state: DaemonState; lastCycleOk: number | null; lastCycleError: string | null } {
-    return { state: this.state, lastCycleOk: this.lastCycleOk, lastCycleError: this.lastCycleError };
+  get status(): { state: DaemonState } {
+    return { state: this.state };
   }
 
   /** Start waiting for leadership; resolves once `stop()` has finished. */
@@ -137,13 +135,8 @@ export class Daemon {
     this.rescanDue = false;
     this.cycle = this.opts
       .runCycle(abort.signal, { rescan })
-      .then(() => {
-        this.lastCycleOk = Date.now();
-        this.lastCycleError = null;
-      })
       .catch((err: unknown) => {
-        this.lastCycleError = describeError(err);
-        this.opts.logger.error('cycle failed', { error: this.lastCycleError });
+        this.opts.logger.error('cycle failed', { error: describeError(err) });
         if (rescan) this.rescanDue = true;
       })
       .finally(() => {
