@@ -1,18 +1,11 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { DateTime } from 'luxon';
-import os from 'node:os';
-import { AppError, ConfigError, ExitCode } from '../../errors.js';
-import { isKind, KINDS, type Kind } from '../../kinds.js';
-import { addCounts, emptyPlanCounts, type PlanCounts } from '../../plan/plan.js';
+import { ConfigError, ExitCode } from '../../errors.js';
+import { isKind, KINDS } from '../../kinds.js';
+import { quotaOf, runBackfill } from '../../pipeline/backfill.js';
 import { enabledKinds } from '../../pipeline/deps.js';
-import { rescanKind, rowsInWindow } from '../../pipeline/rescan.js';
-import { openPipeline, sender } from '../../pipeline/wiring.js';
-import { finishRun, startRun } from '../../state/runs.js';
-import { requeueSentCreates } from '../../state/syncRecords.js';
-import { keepLease, lockHolder } from '../../state/lock.js';
-import { quotaFigures } from '../../state/quota.js';
-import { quotaSettings } from '../../state/status.js';
+import { openPipeline } from '../../pipeline/wiring.js';
 import { loadContext } from '../context.js';
 import { setExitCode } from '../exit.js';
 
@@ -53,62 +46,38 @@ export function register(program: Command): void {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       try {
-        // Backfill takes the worker's own lock: it shares the rate budget with no one.
-        if (!(await p.lock.tryAcquire())) {
-          const holder = await lockHolder(p.dbs.state, p.dbs.tables);
-          throw new AppError('LOCK_HELD', `another worker holds the lock of this state database${holder ? ` (${holder.owner})` : ''}: stop \`npx attendance-sync run\` (pm2 stop attendance-sync) and run the backfill again`);
-        }
-        const lease = keepLease(p.lock, config.sync.lock_lease_seconds * 1000, () => {
-          logger.error('leader lock lost: stopping the backfill', { owner: p.lock.owner });
-          abort.abort(new Error('leadership lost'));
-        });
-        const runId = opts.dryRun ? null : await startRun(p.dbs.state, p.dbs.tables, { type: 'backfill', host: os.hostname(), pid: process.pid });
-        const total: PlanCounts = emptyPlanCounts();
-        let sendCounts = { sent: 0, retried: 0, failed: 0, dead: 0, halted: 0 };
-        try {
-          let rows = 0;
-          for (const [, cfg] of kinds) rows += await rowsInWindow(p.deps, cfg, { from, to });
-          const tty = process.stderr.isTTY === true;
-          const bar = tty ? new cliProgress.SingleBar({ format: 'backfill [{bar}] {value}/{total} rows | created {created} revoked {revoked} invalid {invalid}', hideCursor: true }, cliProgress.Presets.shades_classic) : null;
-          bar?.start(rows, 0, { created: 0, revoked: 0, invalid: 0 });
-          let done = 0;
-          let lastLog = Date.now();
-          for (const [kind, cfg] of kinds) {
-            if (abort.signal.aborted) break;
-            if (opts.resend && !opts.dryRun) await requeueSentCreates(p.dbs.state, p.dbs.tables, { kind: kind as Kind, from, to });
-            await rescanKind(p.deps, kind, cfg, { from, to }, {
-              signal: abort.signal,
-              dryRun: opts.dryRun === true,
-              detectDeletes: false,
-              onPage: (c) => {
-                done += c.read;
-                addCounts(total, c);
-                bar?.update(done, { created: total.created, revoked: total.revoked, invalid: total.invalid });
-                if (!tty && Date.now() - lastLog > 5_000) {
-                  lastLog = Date.now();
-                  logger.info('backfill progress', { rows: done, of: rows, created: total.created, revoked: total.revoked, invalid: total.invalid });
-                }
-              },
-            });
-          }
-          bar?.stop();
-          if (!opts.dryRun && !abort.signal.aborted) sendCounts = await sender(p.deps).drain(abort.signal);
-        } finally {
-          if (runId !== null) {
-            await finishRun(p.dbs.state, p.dbs.tables, runId, {
-              outcome: abort.signal.aborted ? 'interrupted' : sendCounts.failed + sendCounts.dead + sendCounts.halted > 0 ? 'partial' : 'ok',
-              counts: { ...total, ...sendCounts, from, to },
-            });
-          }
-          lease.stop();
-          await p.lock.release();
-        }
+        const tty = process.stderr.isTTY === true;
+        const bar = tty ? new cliProgress.SingleBar({ format: 'backfill [{bar}] {value}/{total} rows | created {created} revoked {revoked} invalid {invalid}', hideCursor: true }, cliProgress.Presets.shades_classic) : null;
+        let rows = 0;
+        let lastLog = Date.now();
+        const r = await runBackfill(p, kinds, { from, to }, {
+          dryRun: opts.dryRun === true,
+          resend: opts.resend === true,
+          signal: abort.signal,
+          onLeaseLost: () => {
+            logger.error('leader lock lost: stopping the backfill', { owner: p.lock.owner });
+            abort.abort(new Error('leadership lost'));
+          },
+          onStart: (n) => {
+            rows = n;
+            bar?.start(n, 0, { created: 0, revoked: 0, invalid: 0 });
+          },
+          onPage: (done, total) => {
+            bar?.update(done, { created: total.created, revoked: total.revoked, invalid: total.invalid });
+            if (!tty && Date.now() - lastLog > 5_000) {
+              lastLog = Date.now();
+              logger.info('backfill progress', { rows: done, of: rows, created: total.created, revoked: total.revoked, invalid: total.invalid });
+            }
+          },
+        }).finally(() => bar?.stop());
+        const total = r.plan;
+        const sendCounts = r.send;
         const summary = `backfill ${from} … ${to}${opts.dryRun ? ' (dry run: nothing written, nothing sent)' : ''}: read ${total.read}, created ${total.created}, revoked ${total.revoked}, unchanged ${total.unchanged}, inactive ${total.inactive}, invalid ${total.invalid}, sent ${sendCounts.sent}, failed ${sendCounts.failed + sendCounts.dead}`;
         process.stdout.write(summary + '\n');
         if (opts.dryRun) {
           // One call per create and per revoke; a lookup after a lost reply adds one more.
           const needed = total.created + total.revoked;
-          const q = await quotaFigures(p.dbs.state, p.dbs.tables, quotaSettings(config));
+          const q = await quotaOf(p);
           const left = q.limit !== null ? Math.max(0, q.limit - q.used) : null;
           process.stdout.write(
             `Feishu calls needed: ${needed} (${total.created} create(s), ${total.revoked} revoke(s)); ` +
@@ -119,7 +88,7 @@ export function register(program: Command): void {
           );
         }
         logger.info('backfill finished', { from, to, dryRun: opts.dryRun === true, ...total, ...sendCounts });
-        setExitCode(cmd, abort.signal.aborted || sendCounts.failed + sendCounts.dead + sendCounts.halted > 0 ? ExitCode.RUNTIME : ExitCode.OK);
+        setExitCode(cmd, r.interrupted || sendCounts.failed + sendCounts.dead + sendCounts.halted > 0 ? ExitCode.RUNTIME : ExitCode.OK);
       } finally {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
