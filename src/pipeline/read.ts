@@ -1,13 +1,18 @@
+import type { Knex } from 'knex';
 import { DateTime } from 'luxon';
+import type { ResolvedConfig } from '../config/load.js';
 import type { AnyKindConfig } from '../config/schema.js';
 import type { Kind } from '../kinds.js';
 import { addCounts, emptyPlanCounts, planRows, type PlanCounts } from '../plan/plan.js';
 import { iterateChanged, sourceNow } from '../source/extract.js';
 import { compareCursors, cursorTimeMs } from '../source/keyset.js';
 import { cursorColumn } from '../source/relation.js';
+import { startPosition } from '../source/start.js';
+import { getKindState } from '../state/kindState.js';
+import type { StateTables } from '../state/tables.js';
 import { getCursor, getWatermark, type Cursor } from '../state/watermarks.js';
 import { enabledKinds, mapRows, planDeps, type PipelineDeps, type StageTimings } from './deps.js';
-import { applyStartFrom, startFloor } from './kindState.js';
+import { applyStartFrom, sourceZone, startFloor } from './kindState.js';
 import { yieldToEventLoop } from './yield.js';
 
 /**
@@ -78,4 +83,34 @@ export async function watermarkLags(deps: PipelineDeps): Promise<Partial<Record<
     if (lag !== null) out[kind] = lag;
   }
   return out;
+}
+
+/** Where the next read of a kind starts, and why (for commands that only look: preview, check-config). */
+export type ReadStart =
+  | { readonly from: 'watermark'; readonly position: Cursor }
+  /** sync.start_from applies (no watermark yet, not applied before); null: an empty id table. */
+  | { readonly from: 'start_from'; readonly position: Cursor | null; readonly startFrom: string }
+  /** From the beginning of the source; `started`: sync.start_from was applied before (the kind began). */
+  | { readonly from: 'beginning'; readonly started: boolean };
+
+/**
+ * The position `readChanges` would start the next cycle of a kind at, without writing
+ * anything: the watermark, else where sync.start_from puts a kind that has not begun, else
+ * the beginning. State tables that do not exist yet (not migrated) read as empty.
+ */
+export async function nextReadStart(
+  dbs: { readonly source: Knex; readonly state: Knex; readonly tables: StateTables },
+  config: ResolvedConfig,
+  kind: Kind,
+  cfg: AnyKindConfig,
+  /** `state: false`: the state database is not to be asked (unreachable, or its tables missing). */
+  opts: { state?: boolean } = {},
+): Promise<ReadStart> {
+  const hasWatermarks = opts.state !== false && (await dbs.state.schema.hasTable(dbs.tables.watermarks));
+  const position = hasWatermarks ? await getCursor(dbs.state, dbs.tables, kind) : null;
+  if (position) return { from: 'watermark', position };
+  const started = hasWatermarks && (await dbs.state.schema.hasTable(dbs.tables.kindState)) ? Boolean((await getKindState(dbs.state, dbs.tables, kind))?.startedAt) : false;
+  const startFrom = config.sync.start_from;
+  if (startFrom && !started) return { from: 'start_from', position: await startPosition(dbs.source, cfg, startFrom, sourceZone(config, cfg)), startFrom };
+  return { from: 'beginning', started };
 }

@@ -15,9 +15,8 @@ import { openDatabases, type Databases } from '../../pipeline/wiring.js';
 import { loadContext } from '../context.js';
 import type { ResolvedConfig } from '../../config/load.js';
 import type { Kind } from '../../kinds.js';
-import { getCursor, type Cursor } from '../../state/watermarks.js';
-import { getKindState } from '../../state/kindState.js';
-import { countFrom, startPosition } from '../../source/start.js';
+import { countFrom } from '../../source/start.js';
+import { nextReadStart } from '../../pipeline/read.js';
 import { AppError } from '../../errors.js';
 import { setExitCode } from '../exit.js';
 
@@ -88,24 +87,21 @@ function isLoopback(hostname: string): boolean {
 async function firstCycle(report: CheckReport, dbs: Databases, config: ResolvedConfig, hasState: boolean, kind: Kind, cfg: AnyKindConfig): Promise<void> {
   const at = `kinds.${kind}`;
   try {
-
-    const started = hasState && (await dbs.state.schema.hasTable(dbs.tables.kindState)) ? Boolean((await getKindState(dbs.state, dbs.tables, kind))?.startedAt) : false;
-    let position: Cursor | null = hasState ? await getCursor(dbs.state, dbs.tables, kind) : null;
-    if (position) {
-      const n = await countFrom(dbs.source, cfg, position);
-      report.ok(at, `the next cycle reads ${n} row(s) changed after the watermark (${position.value ?? `key ${position.key}`})`);
+    const start = await nextReadStart(dbs, config, kind, cfg, { state: hasState });
+    if (start.from === 'watermark') {
+      const n = await countFrom(dbs.source, cfg, start.position);
+      report.ok(at, `the next cycle reads ${n} row(s) changed after the watermark (${start.position.value ?? `key ${start.position.key}`})`);
       return;
     }
-    const startFrom = config.sync.start_from;
-    if (startFrom && !started) {
-      position = await startPosition(dbs.source, cfg, startFrom, cfg.time_zone ?? config.source.time_zone);
+    if (start.from === 'start_from') {
+      const position = start.position;
       const n = await countFrom(dbs.source, cfg, position);
       const from = position?.value ? `changed at or after ${position.value}` : position ? `after key ${position.key} (an id cursor starts after the highest key)` : 'of the (empty) source';
-      report.ok(at, `the first cycle reads ${n} row(s) ${from} (sync.start_from: ${startFrom}); older rows go through \`backfill\``);
+      report.ok(at, `the first cycle reads ${n} row(s) ${from} (sync.start_from: ${start.startFrom}); older rows go through \`backfill\``);
       return;
     }
     const n = await countFrom(dbs.source, cfg, null);
-    if (n > 0 && !started) report.warn(at, `no watermark yet and no sync.start_from: the first cycle sends all ${n} row(s) of the source (set sync.start_from: now, and send history with \`backfill\`)`);
+    if (n > 0 && !start.started) report.warn(at, `no watermark yet and no sync.start_from: the first cycle sends all ${n} row(s) of the source (set sync.start_from: now, and send history with \`backfill\`)`);
     else report.ok(at, `the next cycle reads ${n} row(s)`);
   } catch (err) {
     report.warn(at, `cannot count the rows of the first cycle: ${redact(describeError(err))}`);

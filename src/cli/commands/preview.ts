@@ -2,13 +2,13 @@ import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
 import { isKind, KINDS } from '../../kinds.js';
 import { enabledKinds, mapRows } from '../../pipeline/deps.js';
+import { nextReadStart } from '../../pipeline/read.js';
 import { openDatabases } from '../../pipeline/wiring.js';
 import { readPage } from '../../source/extract.js';
 import { readByEffectiveDate } from '../../source/window.js';
 import { effectiveDateColumn } from '../../source/relation.js';
-import { countFrom, startPosition } from '../../source/start.js';
-import { getCursor, type Cursor } from '../../state/watermarks.js';
-import { getKindState } from '../../state/kindState.js';
+import { countFrom } from '../../source/start.js';
+import type { Cursor } from '../../state/watermarks.js';
 import type { SourceRow } from '../../mapping/map.js';
 import { loadContext } from '../context.js';
 
@@ -34,8 +34,6 @@ export function register(program: Command): void {
       // Why each kind shows what it shows (stderr: stdout stays JSON).
       const notes: string[] = [];
       try {
-        const hasState = await dbs.state.schema.hasTable(dbs.tables.watermarks);
-        const hasKindState = hasState && (await dbs.state.schema.hasTable(dbs.tables.kindState));
         for (const [kind, cfg] of kinds) {
           if (opts.kind && opts.kind !== kind) continue;
           let rows: SourceRow[] = [];
@@ -47,11 +45,11 @@ export function register(program: Command): void {
               break;
             }
           } else {
-            let after: Cursor | null = hasState ? await getCursor(dbs.state, dbs.tables, kind) : null;
-            if (after) where = after.key === null ? `changed at or after ${after.value} (sync.start_from)` : `changed after the watermark (${after.value ?? `key ${after.key}`})`;
-            else if (config.sync.start_from && !(hasKindState && (await getKindState(dbs.state, dbs.tables, kind))?.startedAt)) {
-              after = await startPosition(dbs.source, cfg, config.sync.start_from, cfg.time_zone ?? config.source.time_zone);
-              where = after?.value ? `changed at or after ${after.value} (sync.start_from: ${config.sync.start_from})` : after ? `after key ${after.key} (sync.start_from)` : 'in the source';
+            const start = await nextReadStart(dbs, config, kind, cfg);
+            const after: Cursor | null = start.from === 'beginning' ? null : start.position;
+            if (start.from === 'watermark') where = start.position.key === null ? `changed at or after ${start.position.value} (sync.start_from)` : `changed after the watermark (${start.position.value ?? `key ${start.position.key}`})`;
+            else if (start.from === 'start_from') {
+              where = after?.value ? `changed at or after ${after.value} (sync.start_from: ${start.startFrom})` : after ? `after key ${after.key} (sync.start_from)` : 'in the source';
             } else where = 'in the source (no watermark yet: the first cycle reads them all)';
             rows = (await readPage(dbs.source, cfg, after, { pageSize: limit })).rows;
             if (rows.length > 0 && rows.length >= limit) where += `, the first ${limit} of ${await countFrom(dbs.source, cfg, after)}`;
