@@ -4,7 +4,7 @@ import { expectLedgerMatchesSource, prepareSample, sampleConfig, testPipeline } 
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
 import { runCycle } from '../src/pipeline/cycle.js';
 import { Sender } from '../src/send/sender.js';
-import { statusCounts } from '../src/state/syncRecords.js';
+import { statusCounts } from '../src/state/outbox.js';
 import { stateTables } from '../src/state/tables.js';
 
 const t = stateTables('attendance_sync_');

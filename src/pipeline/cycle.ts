@@ -16,7 +16,7 @@ import { heldKeysPage } from '../state/records.js';
 import { applyRetention } from '../state/retention.js';
 import { cursorColumn } from '../source/relation.js';
 import { finishRun, startRun } from '../state/runs.js';
-import { outboxDepth, oldestPending } from '../state/syncRecords.js';
+import { outboxDepth, oldestPending } from '../state/outbox.js';
 import type { StateTables } from '../state/tables.js';
 import type { QuotaMeter } from '../state/quota.js';
 import { getWatermark, setLastRescan } from '../state/watermarks.js';

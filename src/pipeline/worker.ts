@@ -8,7 +8,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { openDatabases, type Databases } from '../cli/context.js';
 import { isUpToDate } from '../state/migrate.js';
 import { createLeaderLock, type LeaderLock } from '../state/lock.js';
-import { reclaimOrphanedLeases } from '../state/syncRecords.js';
+import { reclaimOrphanedLeases } from '../state/outbox.js';
 import { ensureTenant, tenantOf } from '../state/tenant.js';
 import { markCrashedRuns } from '../state/runs.js';
 import { QuotaMeter, quotaFigures } from '../state/quota.js';

@@ -21,8 +21,8 @@ import {
   regenerateCreate,
   releaseLeases,
   renewLeases,
-  type SyncRecord,
-} from '../state/syncRecords.js';
+  type OutboxOperation,
+} from '../state/outbox.js';
 import { idempotencyKey } from '../plan/version.js';
 
 export interface SendCounts {
@@ -114,7 +114,7 @@ export class Sender {
    * Operations refused with 1220004 / 1220005 since the last success, not yet recorded: failed
    * if a success follows (a user really out of scope), pending if the streak halts sending.
    */
-  private scopeStreak: Array<{ op: SyncRecord; err: FeishuError }> = [];
+  private scopeStreak: Array<{ op: OutboxOperation; err: FeishuError }> = [];
 
   constructor(private readonly o: SenderOptions) {}
 
@@ -140,7 +140,7 @@ export class Sender {
     this.scopeStreak = [];
     // Every call in flight (and every call waiting for the rate limiter) listens to the signal.
     if (signal) setMaxListeners(Math.max(10, this.o.concurrency * 4), signal);
-    const queue: SyncRecord[] = [];
+    const queue: OutboxOperation[] = [];
     const sent = new SentBuffer(this.o.state, this.o.t, this.o.owner);
     const stop = () => signal?.aborted === true || this.halted !== null;
     let claiming: Promise<number> | null = null;
@@ -172,7 +172,7 @@ export class Sender {
       })().finally(() => (claiming = null));
       return claiming;
     };
-    const run = async (op: SyncRecord) => {
+    const run = async (op: OutboxOperation) => {
       inFlight++;
       try {
         await this.sendOne(op, counts, sent, signal);
@@ -239,7 +239,7 @@ export class Sender {
     return counts;
   }
 
-  private async sendOne(op: SyncRecord, counts: SendCounts, sent: SentBuffer, signal?: AbortSignal): Promise<void> {
+  private async sendOne(op: OutboxOperation, counts: SendCounts, sent: SentBuffer, signal?: AbortSignal): Promise<void> {
     const started = Date.now();
     try {
       const approvalId = op.operation === 'create' ? await this.create(op, signal) : await this.revoke(op, signal);
@@ -254,7 +254,7 @@ export class Sender {
     }
   }
 
-  private async create(op: SyncRecord, signal?: AbortSignal): Promise<string> {
+  private async create(op: OutboxOperation, signal?: AbortSignal): Promise<string> {
     try {
       // Planned at createdAt: no attempt of it (a retry days later, a resend) can be older.
       const res = await this.o.client.createUserApproval(this.o.employeeType, op.payload as UserApprovalInput, { signal, firstAttemptAt: op.createdAt });
@@ -288,7 +288,7 @@ export class Sender {
   }
 
   /** The approval_id Feishu holds, approved, for this create's idempotent_id; null if none is found. */
-  private async findStored(op: SyncRecord, signal?: AbortSignal): Promise<string | null> {
+  private async findStored(op: OutboxOperation, signal?: AbortSignal): Promise<string | null> {
     const payload = (op.payload ?? {}) as Record<string, unknown>;
     const item = ((payload[KIND_ARRAY[op.kind]] as Array<Record<string, unknown>> | undefined) ?? [])[0] ?? {};
     if (!op.idempotencyKey) return null;
@@ -315,7 +315,7 @@ export class Sender {
    * a create that was attempted but never confirmed may still exist in Feishu, so it is
    * looked up by its idempotent_id before concluding there is nothing to revoke.
    */
-  private async revoke(op: SyncRecord, signal?: AbortSignal): Promise<string | null> {
+  private async revoke(op: OutboxOperation, signal?: AbortSignal): Promise<string | null> {
     const create = op.revokesId !== null ? await findById(this.o.state, this.o.t, op.revokesId) : null;
     if (!create) return null;
     const payload = (create.payload ?? {}) as Record<string, unknown>;
@@ -352,7 +352,7 @@ export class Sender {
     for (const { op, err } of streak) await this.recordFailed(op, err, counts);
   }
 
-  private async recordFailed(op: SyncRecord, fe: FeishuError, counts: SendCounts): Promise<void> {
+  private async recordFailed(op: OutboxOperation, fe: FeishuError, counts: SendCounts): Promise<void> {
     const code = fe.feishuCode ?? null;
     const msg = redact(fe.feishuMsg ?? fe.message).slice(0, 2000);
     await markFailed(this.o.state, this.o.t, op.id, { owner: this.o.owner, status: 'failed', code, msg, errorCode: fe.code });
@@ -361,7 +361,7 @@ export class Sender {
     this.o.logger.warn('operation failed: needs attention (attendance-sync retry)', { kind: op.kind, sourceKey: op.sourceKey, operation: op.operation, code: fe.code, feishuCode: code, msg, logId: fe.logId });
   }
 
-  private async recordFailure(op: SyncRecord, err: unknown, counts: SendCounts, signal?: AbortSignal): Promise<void> {
+  private async recordFailure(op: OutboxOperation, err: unknown, counts: SendCounts, signal?: AbortSignal): Promise<void> {
     const { state, t, owner, logger } = this.o;
     const now = Date.now();
     const fe: FeishuError | null = isFeishuError(err) ? err : null;

@@ -9,7 +9,7 @@ import { enabledKinds, rescanKind, sender } from '../../pipeline/cycle.js';
 import { openPipeline } from '../../pipeline/worker.js';
 import { effectiveDateColumn, sourceRelation } from '../../source/relation.js';
 import { finishRun, startRun } from '../../state/runs.js';
-import { requeueSentCreates } from '../../state/syncRecords.js';
+import { requeueSentCreates } from '../../state/outbox.js';
 import { keepLease, lockHolder } from '../../state/lock.js';
 import { quotaFigures } from '../../state/quota.js';
 import { quotaSettings } from './status.js';

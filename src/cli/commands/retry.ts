@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
 import { isKind, KINDS } from '../../kinds.js';
-import { retryWithOutcome } from '../../state/syncRecords.js';
+import { retryWithOutcome } from '../../state/outbox.js';
 import { enabledKinds } from '../../pipeline/cycle.js';
 import { loadContext, openDatabases } from '../context.js';
 

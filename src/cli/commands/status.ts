@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import { DateTime } from 'luxon';
 import { KINDS } from '../../kinds.js';
 import { listWatermarks } from '../../state/watermarks.js';
-import { heldCreates, latestErrors, oldestPending, statusCounts, OP_STATUS } from '../../state/syncRecords.js';
+import { heldCreates, latestErrors, oldestPending, statusCounts, OP_STATUS } from '../../state/outbox.js';
 import { lastRuns } from '../../state/runs.js';
 import { lockHolder } from '../../state/lock.js';
 import type { StateTables } from '../../state/tables.js';
