@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { dialectOf } from '../db/connect.js';
+import { dialectFor } from '../db/dialect.js';
 import { sourceRelation } from '../source/relation.js';
 import type { AnyKindConfig, FieldSpec, DurationSpec } from '../config/schema.js';
 
@@ -28,7 +28,7 @@ export function requiredColumns(kindPath: string, cfg: AnyKindConfig): Map<strin
  * no rows selected (works for tables, views and operator queries alike).
  */
 export async function sourceColumns(db: Knex, cfg: AnyKindConfig): Promise<string[]> {
-  const dialect = dialectOf(db);
+  const dialect = dialectFor(db).name;
   const sql = sourceRelation(db, cfg).select('*').whereRaw('1 = 0').toSQL().toNative();
   if (dialect === 'sqlite') {
     const conn = (await db.client.acquireConnection()) as { prepare(sql: string): { columns(): Array<{ name: string }> } };
@@ -50,7 +50,7 @@ export async function sourceColumns(db: Knex, cfg: AnyKindConfig): Promise<strin
  * null when it cannot be told (e.g. a query source).
  */
 export async function isLeadingIndexColumn(db: Knex, table: string, column: string): Promise<boolean> {
-  const dialect = dialectOf(db);
+  const dialect = dialectFor(db).name;
   const [schema, name] = table.includes('.') ? (table.split('.') as [string, string]) : [undefined, table];
   if (dialect === 'pg') {
     const rows = (await db.raw(

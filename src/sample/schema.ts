@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { dialectOf } from '../db/connect.js';
+import { dialectFor } from '../db/dialect.js';
 
 /*
  * A sample legacy HR schema with the quirks of real systems: employees in their own table
@@ -13,7 +13,7 @@ export const SAMPLE_TABLES = Object.freeze(['out_requests', 'trip_requests', 'ov
 
 /** A zone-less timestamp with microseconds where the dialect has them. */
 function ts(db: Knex, tb: Knex.CreateTableBuilder, name: string): Knex.ColumnBuilder {
-  const d = dialectOf(db);
+  const d = dialectFor(db).name;
   return tb.specificType(name, d === 'pg' ? 'timestamp(6)' : d === 'mysql' ? 'datetime(6)' : 'text');
 }
 

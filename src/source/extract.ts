@@ -3,7 +3,7 @@ import { DateTime } from 'luxon';
 import type { AnyKindConfig } from '../config/schema.js';
 import { ROW_PROBLEMS, type SourceRow } from '../mapping/map.js';
 import { MAPPING_LIMITS } from '../mapping/limits.js';
-import { dialectOf } from '../db/connect.js';
+import { dialectFor } from '../db/dialect.js';
 import { cursorColumn, effectiveDateColumn, fieldColumn, sourceRelation } from './relation.js';
 
 /**
@@ -43,7 +43,7 @@ export function cursorTimeMs(value: unknown, zone: string): number | null {
 
 /** The source database's own clock, epoch ms: the reference for cursor times it stores. */
 export async function sourceNow(db: Knex): Promise<number> {
-  const dialect = dialectOf(db);
+  const dialect = dialectFor(db).name;
   const sql =
     dialect === 'pg'
       ? 'SELECT extract(epoch from clock_timestamp()) * 1000 AS ms'
@@ -105,7 +105,7 @@ export function mappedColumns(cfg: AnyKindConfig): Column[] {
 function columnSql(db: Knex, c: Column): { sql: string; bindings: string[] } {
   if (!c.cut) return { sql: '??', bindings: [c.name] };
   const n = MAPPING_LIMITS.textReadChars;
-  const d = dialectOf(db);
+  const d = dialectFor(db).name;
   // Characters, not bytes, on every dialect; PostgreSQL needs text for substr.
   if (d === 'pg') return { sql: `substr(CAST(?? AS text), 1, ${n})`, bindings: [c.name] };
   if (d === 'mysql') return { sql: `SUBSTRING(??, 1, ${n})`, bindings: [c.name] };
@@ -124,7 +124,7 @@ function selectList(db: Knex, cfg: AnyKindConfig): Array<string | Knex.Raw> {
 
 /** Byte length of a value as read, on any column type (NULL for NULL). */
 function lengthSql(db: Knex, e: { sql: string; bindings: string[] }, alias: string): Knex.Raw {
-  const d = dialectOf(db);
+  const d = dialectFor(db).name;
   const sql = d === 'pg' ? `octet_length(CAST(${e.sql} AS text))` : d === 'mysql' ? `LENGTH(${e.sql})` : `length(CAST(${e.sql} AS BLOB))`;
   return db.raw(`${sql} AS ??`, [...e.bindings, alias]);
 }
@@ -262,7 +262,7 @@ function rangeQuery(
   // NULL keys have no place in the keyset either (a position with a NULL key matches no row
   // and restarts the read): `readPage` reads them apart, by cursor range.
   let q = sourceRelation(db, cfg).select(columns).whereNotNull(col).whereNotNull(key);
-  const mysql = dialectOf(db) === 'mysql';
+  const mysql = dialectFor(db).name === 'mysql';
   if (idMode) {
     if (after?.key != null) q = q.where(key, '>', keyBinding(after.key));
     if (opts.upTo?.key != null) q = q.where(key, '<=', keyBinding(opts.upTo.key));

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type { AnyKindConfig, FieldSpec } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
-import { dialectOf } from '../db/connect.js';
+import { dialectFor } from '../db/dialect.js';
 import type { DialectName } from '../db/url.js';
 
 /**
@@ -11,7 +11,7 @@ import type { DialectName } from '../db/url.js';
  */
 export function sourceRelation(db: Knex, cfg: AnyKindConfig): Knex.QueryBuilder {
   if (cfg.source.table) return db.from(cfg.source.table);
-  const sql = operatorSql((cfg.source.query ?? '').trim().replace(/;\s*$/, ''), dialectOf(db));
+  const sql = operatorSql((cfg.source.query ?? '').trim().replace(/;\s*$/, ''), dialectFor(db).name);
   // The newline ends a trailing `-- comment` before the closing parenthesis.
   return db.from(db.raw(`(${sql}\n) as src`));
 }

@@ -8,11 +8,8 @@ import { fromRow, IN_FLIGHT, OP_STATUS, OPERATION_TYPES, STOPPED, type OpStatus,
 
 /* Leases: claiming due operations, renewing, handing them back. */
 
-function isLockConflict(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  // PostgreSQL: deadlock_detected, lock_not_available, serialization_failure;
-  // MySQL / MariaDB: ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT; SQLite: SQLITE_BUSY.
-  return ['40P01', '55P03', '40001', 'ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 'SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT'].includes(String(code));
+function isLockConflict(db: Knex, err: unknown): boolean {
+  return dialectFor(db).lockConflictCodes.includes(String((err as { code?: unknown }).code));
 }
 
 /**
@@ -79,11 +76,9 @@ export async function claimDue(
         .update({ status: OP_STATUS.SENDING, lease_owner: opts.owner, lease_until: now + opts.leaseMs, updated_at: now });
       const rows = (await trx(t.syncRecords).whereIn('id', ids).orderBy('id')) as Row[];
       return rows.map(fromRow);
-      // READ COMMITTED on MySQL / MariaDB: locking reads then lock the rows they return, not
-      // the gaps between them, so concurrent claimers skip each other instead of deadlocking.
-    }, dialect.name === 'mysql' ? { isolationLevel: 'read committed' } : undefined);
+    }, dialect.claimIsolation ? { isolationLevel: dialect.claimIsolation } : undefined);
   } catch (err) {
-    if (isLockConflict(err)) {
+    if (isLockConflict(db, err)) {
       throw new AppError('STATE_CLAIM_CONFLICT', 'claiming operations hit a lock conflict in the state database; the next attempt retries', {
         retryable: true,
         cause: err,
