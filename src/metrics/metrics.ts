@@ -151,7 +151,7 @@ export function judgeHealth(h: HealthInput): Health {
     if (now - since > h.staleAfterMs) reasons.push(`no successful cycle for ${Math.round((now - since) / 1000)} s`);
     if (h.lastCycle?.outcome === 'failed') reasons.push(`last cycle failed: ${lastError ?? 'unknown error'}`);
     if (h.lastCycle && h.lastCycle.halted > 0) reasons.push(h.lastCycle.haltReason ? `sending halted: ${sanitizeErrorText(h.lastCycle.haltReason)}` : 'sending halted (Feishu auth or quota error)');
-  } else if (h.state !== 'waiting' && h.state !== 'starting') {
+  } else if (h.state !== 'waiting') {
     reasons.push(`worker is ${h.state}`);
   }
   return {
