@@ -1,3 +1,4 @@
+import { retryPolicyFromConfig } from '../src/retryPolicy.js';
 import { DateTime } from 'luxon';
 import { createTestDatabase, dialectsUnderTest, type TestDatabase } from './helpers/databases.js';
 import { expectLedgerMatchesSource, prepareSample, sampleConfig, testPipeline } from './helpers/pipeline.js';
@@ -42,9 +43,7 @@ describe.each(dialectsUnderTest())('leases of operations in flight on %s', (dial
       namespace: config.sync.namespace,
       owner: p.deps.owner,
       concurrency: 3,
-      maxAttempts: f.max_attempts,
-      retryBaseMs: f.retry_base_ms,
-      retryMaxMs: f.retry_max_ms,
+      retry: retryPolicyFromConfig(f).operation,
       leaseMs: 250,
       logger: p.deps.logger,
     });

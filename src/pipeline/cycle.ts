@@ -1,3 +1,4 @@
+import { retryPolicyFromConfig } from '../retryPolicy.js';
 import os from 'node:os';
 import type { Knex } from 'knex';
 import { DateTime } from 'luxon';
@@ -138,9 +139,7 @@ export function sender(deps: PipelineDeps): Sender {
     namespace: deps.config.sync.namespace,
     owner: deps.owner,
     concurrency: f.concurrency,
-    maxAttempts: f.max_attempts,
-    retryBaseMs: f.retry_base_ms,
-    retryMaxMs: f.retry_max_ms,
+    retry: retryPolicyFromConfig(f).operation,
     leaseMs: Math.max(60_000, f.timeout_ms * 6),
     logger: deps.logger,
     metrics: deps.metrics,

@@ -1,3 +1,4 @@
+import { retryPolicyFromConfig } from '../retryPolicy.js';
 import os from 'node:os';
 import crypto from 'node:crypto';
 import type { ResolvedConfig } from '../config/load.js';
@@ -76,6 +77,7 @@ export async function openPipeline(
     appSecret: config.feishu.app_secret,
     rateLimit: opts.rateLimit ?? config.feishu.rate_limit,
     timeoutMs: config.feishu.timeout_ms,
+    maxAttempts: retryPolicyFromConfig(config.feishu).call.maxAttempts,
     timeZone: config.feishu.time_zone,
     logger,
     onSuccess: () => quota.record(),

@@ -156,7 +156,7 @@ export class FailureRecorder {
       logger.warn('operation failed: needs attention (attendance-sync retry)', { kind: op.kind, sourceKey: op.sourceKey, operation: op.operation, code: errorCode, feishuCode: code, msg, logId: fe?.logId });
       return;
     }
-    if (attemptsAfter >= this.o.maxAttempts) {
+    if (attemptsAfter >= this.o.retry.maxAttempts) {
       await markFailed(state, t, op.id, { owner, status: 'dead', code, msg, errorCode });
       counts.dead++;
       metric('dead');

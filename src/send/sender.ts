@@ -13,6 +13,7 @@ import {
   renewLeases,
   type OutboxOperation,
 } from '../state/outbox.js';
+import { backoffDelayMs } from '../retryPolicy.js';
 import { SentBuffer } from './sentBuffer.js';
 import { FailureRecorder } from './failures.js';
 import type { SendCounts, SenderOptions } from './types.js';
@@ -34,9 +35,7 @@ export class Sender {
   }
 
   backoff(attempts: number): number {
-    const exp = Math.min(this.o.retryMaxMs, this.o.retryBaseMs * 2 ** Math.max(0, attempts - 1));
-    const r = (this.o.random ?? Math.random)();
-    return Math.round(exp / 2 + (exp / 2) * r);
+    return backoffDelayMs(attempts, this.o.retry, this.o.random);
   }
 
   /**

@@ -4,6 +4,7 @@ import type { EmployeeType } from '../feishu/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { StateTables } from '../state/tables.js';
+import type { RetryLayer } from '../retryPolicy.js';
 
 export interface SendCounts {
   sent: number;
@@ -25,9 +26,8 @@ export interface SenderOptions {
   readonly namespace: string;
   readonly owner: string;
   readonly concurrency: number;
-  readonly maxAttempts: number;
-  readonly retryBaseMs: number;
-  readonly retryMaxMs: number;
+  /** The operation layer of the retry policy (`retryPolicyFromConfig(…).operation`). */
+  readonly retry: RetryLayer;
   /** Lease of a claimed operation; a crashed sender's operations are reclaimed after it. */
   readonly leaseMs: number;
   readonly logger: Logger;
