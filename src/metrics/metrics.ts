@@ -45,7 +45,7 @@ export class Metrics {
 
   readonly retries = new client.Counter({
     name: 'attendance_sync_feishu_retries_total',
-    help: 'Retried Feishu calls',
+    help: 'Feishu calls tried again inside the client (the call layer of the retry policy; an operation attempted again later counts in operations_total{status="retry"})',
     registers: [this.registry],
   });
 
