@@ -22,7 +22,8 @@ import { DateTime } from 'luxon';
 import YAML from 'yaml';
 import { resolveConfig, type ResolvedConfig } from '../src/config/load.js';
 import os from 'node:os';
-import { connect, dialectOf, type Knex } from '../src/db/connect.js';
+import { connect, type Knex } from '../src/db/connect.js';
+import { dialectFor } from '../src/db/dialect.js';
 import { createLogger } from '../src/log/logger.js';
 import { runCycle, type CycleResult } from '../src/pipeline/cycle.js';
 import { openPipeline } from '../src/pipeline/wiring.js';
@@ -430,7 +431,7 @@ async function hostile(invalidRows: number): Promise<void> {
         await createSampleSchema(w.db);
         await seedSample(w.db, { employees: 20, leaves: 30, overtime: 0, trips: 0, outs: 0, approvedShare: 1, seed: 6, startDate: '2026-01-05', days: 30 });
         await w.db.schema.alterTable('leave_requests', (tb) => tb.text('attachment', 'longtext'));
-        const d = dialectOf(w.db);
+        const d = dialectFor(w.db).name;
         const big = d === 'pg' ? `repeat('x', ${10 * 2 ** 20})` : d === 'mysql' ? `REPEAT('x', ${10 * 2 ** 20})` : `replace(hex(zeroblob(${5 * 2 ** 20})), '0', 'x')`;
         await w.db.raw(`UPDATE leave_requests SET attachment = ${big}`);
         await migrateLatest(w.db, 'attendance_sync_');

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { DateTime } from 'luxon';
-import { dialectOf } from '../src/db/connect.js';
+import { dialectFor } from '../src/db/dialect.js';
 import type { LedgerEntry } from '../src/emulator/index.js';
 import { realNow } from './clock.js';
 
@@ -22,7 +22,7 @@ export const ZONE = 'Asia/Shanghai';
 export const SOURCE_TABLES = ['leave_notes', 'leave_requests', 'overtime_requests', 'leave_types', 'employees'] as const;
 
 function ts(db: Knex, tb: Knex.CreateTableBuilder, name: string): Knex.ColumnBuilder {
-  const d = dialectOf(db);
+  const d = dialectFor(db).name;
   return tb.specificType(name, d === 'pg' ? 'timestamp(6)' : d === 'mysql' ? 'datetime(6)' : 'text');
 }
 

@@ -39,10 +39,6 @@ export class ConfigError extends AppError {
   }
 }
 
-export function isAppError(err: unknown): err is AppError {
-  return err instanceof AppError;
-}
-
 /**
  * A short description of any thrown value (message only, never a stack), sanitised: what every log line, runs-table row, /healthz body and stderr message uses.
  */

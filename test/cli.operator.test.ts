@@ -211,7 +211,7 @@ describe('latest errors', () => {
         kind: 'leave', source_key: key, version, generation: 0, operation, status, attempts: 1, next_attempt_at: at, created_at: at, updated_at: at, feishu_code: status === 'sent' ? 0 : 1220001,
       });
       await db.db(t.syncRecords).insert([op('a', 'v1', 'create', 'failed', now), op('a', 'v2', 'create', 'sent', now + 1), op('b', 'v1', 'revoke', 'failed', now + 2), op('b', 'v2', 'create', 'sent', now + 3), op('c', 'v1', 'create', 'dead', now + 4)]);
-      const { latestErrors } = await import('../src/state/syncRecords.js');
+      const { latestErrors } = await import('../src/state/outbox.js');
       const errors = await latestErrors(db.db, t, 10);
       expect(errors.map((e) => `${e.sourceKey}:${e.operation}:${e.status}`).sort()).toEqual(['b:revoke:failed', 'c:create:dead']);
     } finally {

@@ -1,11 +1,11 @@
 import { createTestDatabase, dialectsUnderTest } from './helpers/databases.js';
-import { dialectOf } from '../src/db/connect.js';
+import { dialectFor } from '../src/db/dialect.js';
 
 describe.each(dialectsUnderTest())('database connection on %s', (dialect) => {
   it('creates a throw-away database, reads a zone-less timestamp as its own string, and drops it', async () => {
     const t = await createTestDatabase(dialect, 'connect');
     try {
-      expect(dialectOf(t.db)).toBe(dialect);
+      expect(dialectFor(t.db).name).toBe(dialect);
       await t.db.schema.createTable('ts_probe', (tb) => {
         tb.increments('id');
         tb.specificType('at', dialect === 'pg' ? 'timestamp(6)' : dialect === 'mysql' ? 'datetime(6)' : 'text');

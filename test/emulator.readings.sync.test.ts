@@ -5,7 +5,7 @@ import { startEmulator, type Emulator, type EmulatorOptions } from '../src/emula
 import { UNCERTAIN_SWITCHES } from '../src/emulator/options.js';
 import { runCycle } from '../src/pipeline/cycle.js';
 import { cancelRows, touchRows } from '../src/sample/index.js';
-import { requeueSentCreates } from '../src/state/syncRecords.js';
+import { requeueSentCreates } from '../src/state/outbox.js';
 import { stateTables } from '../src/state/tables.js';
 import { KINDS } from '../src/kinds.js';
 

@@ -9,7 +9,7 @@ import { baseRawConfig } from './helpers/config.js';
 import { prepareSample } from './helpers/pipeline.js';
 import { CLI } from './helpers/cli.js';
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
-import { dialectOf } from '../src/db/connect.js';
+import { dialectFor } from '../src/db/dialect.js';
 import { migrateLatest } from '../src/state/migrate.js';
 import { createLeaderLock } from '../src/state/lock.js';
 import { stateTables } from '../src/state/tables.js';
@@ -110,7 +110,7 @@ function writeConfig(name: string, raw: Record<string, any>): string {
 
 /** A value of `bytes` ASCII characters made by the database itself (nothing this large crosses the wire). */
 function repeatSql(db: Knex, ch: string, bytes: number): string {
-  const d = dialectOf(db);
+  const d = dialectFor(db).name;
   if (d === 'pg') return `repeat('${ch}', ${bytes})`;
   if (d === 'mysql') return `REPEAT('${ch}', ${bytes})`;
   return `replace(hex(zeroblob(${bytes / 2})), '0', '${ch}')`;

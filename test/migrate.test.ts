@@ -6,14 +6,14 @@ import { createTestDatabase, dialectsUnderTest, type TestDatabase } from './help
 import { runCli } from './helpers/cli.js';
 import { migrateDown, migrateLatest, migrateRollback, migrationStatus, isUpToDate } from '../src/state/migrate.js';
 import { stateTables } from '../src/state/tables.js';
-import { dialectOf } from '../src/db/connect.js';
+import { dialectFor } from '../src/db/dialect.js';
 import { MIGRATIONS } from '../migrations/index.js';
 
 const TABLES = ['watermarks', 'records', 'syncRecords', 'runs', 'lock', 'kindState', 'tenant'] as const;
 
 /** Columns (name, type, nullable) and indexes of a table, read from the catalog of each dialect. */
 async function describeTable(db: Knex, table: string): Promise<{ columns: string[]; indexes: string[] }> {
-  const d = dialectOf(db);
+  const d = dialectFor(db).name;
   if (d === 'pg') {
     const cols = await db.raw(
       `SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = ? AND table_schema = current_schema() ORDER BY ordinal_position`,

@@ -4,7 +4,7 @@ import { activeInLedger, diffLedger, expectedFromSource, prepareSample, sampleCo
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
 import { runCycle } from '../src/pipeline/cycle.js';
 import { cancelRows, sampleNow, softDeleteRows, sqlTime, touchRows } from '../src/sample/index.js';
-import { statusCounts } from '../src/state/syncRecords.js';
+import { statusCounts } from '../src/state/outbox.js';
 import { getWatermark } from '../src/state/watermarks.js';
 import { stateTables } from '../src/state/tables.js';
 

@@ -10,7 +10,7 @@ import { startEmulator, type Emulator, type EmulatorStats } from '../src/emulato
 import type { Kind } from '../src/kinds.js';
 import { runCycle } from '../src/pipeline/cycle.js';
 import { cancelRows, touchRows } from '../src/sample/index.js';
-import { retryOperations, statusCounts } from '../src/state/syncRecords.js';
+import { retryOperations, statusCounts } from '../src/state/outbox.js';
 import { stateTables } from '../src/state/tables.js';
 
 /*

@@ -1,10 +1,11 @@
+import { retryPolicyFromConfig } from '../src/retryPolicy.js';
 import { DateTime } from 'luxon';
 import { createTestDatabase, dialectsUnderTest, type TestDatabase } from './helpers/databases.js';
 import { expectLedgerMatchesSource, prepareSample, sampleConfig, testPipeline } from './helpers/pipeline.js';
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
 import { runCycle } from '../src/pipeline/cycle.js';
 import { Sender } from '../src/send/sender.js';
-import { statusCounts } from '../src/state/syncRecords.js';
+import { statusCounts } from '../src/state/outbox.js';
 import { stateTables } from '../src/state/tables.js';
 
 const t = stateTables('attendance_sync_');
@@ -42,9 +43,7 @@ describe.each(dialectsUnderTest())('leases of operations in flight on %s', (dial
       namespace: config.sync.namespace,
       owner: p.deps.owner,
       concurrency: 3,
-      maxAttempts: f.max_attempts,
-      retryBaseMs: f.retry_base_ms,
-      retryMaxMs: f.retry_max_ms,
+      retry: retryPolicyFromConfig(f).operation,
       leaseMs: 250,
       logger: p.deps.logger,
     });

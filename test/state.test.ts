@@ -18,8 +18,8 @@ import {
   retryWithOutcome,
   statusCounts,
   type NewOperation,
-  type SyncRecord,
-} from '../src/state/syncRecords.js';
+  type OutboxOperation,
+} from '../src/state/outbox.js';
 import { getWatermark, setWatermark } from '../src/state/watermarks.js';
 import { getRecords, upsertRecords, activeKeysInDateRange } from '../src/state/records.js';
 import { createLeaderLock, lockHolder } from '../src/state/lock.js';
@@ -306,7 +306,7 @@ describe.each(dialectsUnderTest())('state tables on %s', (dialect) => {
 });
 
 describe('mayExistInFeishu', () => {
-  const base: SyncRecord = {
+  const base: OutboxOperation = {
     id: 1, kind: 'leave', sourceKey: '1', version: 'v1', generation: 0, operation: 'create', idempotencyKey: 'k', status: 'pending', attempts: 0, nextAttemptAt: 0,
     leaseOwner: null, leaseUntil: null, revokesId: null, approvalId: null, feishuCode: null, feishuMsg: null, errorCode: null, reasons: null, payload: null,
     userId: 'u', effectiveDate: '2026-03-01', createdAt: 0, updatedAt: 0, sentAt: null,
@@ -324,7 +324,7 @@ describe('mayExistInFeishu', () => {
     ['sent, then queued again by resend', { attempts: 0, approvalId: '7000000000000000001', sentAt: 1 }, true],
     ['sending', { status: 'sending' }, true],
     ['a revoke', { operation: 'revoke', status: 'dead' }, false],
-  ] as Array<[string, Partial<SyncRecord>, boolean]>)('%s', (_name, patch, expected) => {
+  ] as Array<[string, Partial<OutboxOperation>, boolean]>)('%s', (_name, patch, expected) => {
     expect(mayExistInFeishu({ ...base, ...patch })).toBe(expected);
   });
 });

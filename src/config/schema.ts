@@ -212,9 +212,16 @@ export const configSchema = z
         rate_limit: z.number().int().min(1).max(1000).default(50).describe('requests per second across all calls (Feishu allows 50)'),
         concurrency: z.number().int().min(1).max(100).default(8).describe('requests in flight at once'),
         timeout_ms: z.number().int().min(100).default(10_000).describe('per-request timeout'),
-        max_attempts: z.number().int().min(1).max(100).default(10).describe('attempts of one operation before it is marked dead'),
-        retry_base_ms: z.number().int().min(10).default(2_000).describe('first retry delay (exponential backoff with jitter)'),
-        retry_max_ms: z.number().int().min(100).default(900_000).describe('cap of the retry delay'),
+        call_max_attempts: z
+          .number()
+          .int()
+          .min(1)
+          .max(20)
+          .default(4)
+          .describe('tries of one Feishu call inside the client for transient errors (5xx, timeouts), short backoff; then the attempt of the operation has failed'),
+        max_attempts: z.number().int().min(1).max(100).default(10).describe('attempts of one operation (across cycles, each one call of up to call_max_attempts tries) before it is marked dead'),
+        retry_base_ms: z.number().int().min(10).default(2_000).describe('first delay before an operation is attempted again (exponential backoff with jitter)'),
+        retry_max_ms: z.number().int().min(100).default(900_000).describe('cap of the delay between attempts of an operation'),
         monthly_quota: z
           .number()
           .int()

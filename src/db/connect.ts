@@ -5,6 +5,7 @@ import tls from 'node:tls';
 import path from 'node:path';
 import { parseDatabaseUrl, type DatabaseTarget, type DialectName } from './url.js';
 import { mysqlOffersTls, mysqlSslOptions, pgOffersTls, tlsOptions, type TlsSpec } from './tls.js';
+import { dialectFor } from './dialect.js';
 import { redact, registerSecret, sanitizeErrorText } from '../log/redact.js';
 import { getLogger } from '../log/logger.js';
 import { AppError, ExitCode, describeError } from '../errors.js';
@@ -40,78 +41,80 @@ export interface ConnectOptions {
 /** How long a database server may take to accept a connection before it counts as not answering. */
 export const CONNECT_TIMEOUT_MS = 5_000;
 
+/** The knex settings of each dialect: its driver's connection options, pool and timeouts. */
+const KNEX_CONFIG: Readonly<Record<DialectName, (target: DatabaseTarget, opts: ConnectOptions) => Knex.Config>> = {
+  pg: (target, opts) => {
+    const base = {
+      host: target.host,
+      port: target.port,
+      user: target.user,
+      password: target.password,
+      database: target.database,
+      application_name: opts.applicationName ?? 'attendance-sync',
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    };
+    return {
+      client: dialectFor('pg').knexClients[0],
+      connection: withTls(base, target.tls, {
+        offersTls: () => pgOffersTls(target.host ?? '127.0.0.1', target.port ?? 5432),
+        refusesPlain: () => pgRefusesPlain(base),
+        ssl: () => tlsOptions(target.tls),
+      }),
+      pool: { min: 0, max: opts.poolMax ?? 4 },
+      acquireConnectionTimeout: 10_000,
+    };
+  },
+  mysql: (target, opts) => {
+    const base = {
+      host: target.host,
+      port: target.port,
+      user: target.user,
+      password: target.password,
+      database: target.database,
+      dateStrings: true,
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      charset: 'utf8mb4',
+      timezone: 'Z',
+      connectTimeout: CONNECT_TIMEOUT_MS,
+    };
+    return {
+      client: dialectFor('mysql').knexClients[0],
+      connection: withTls(base, target.tls, {
+        offersTls: () => mysqlOffersTls(target.host ?? '127.0.0.1', target.port ?? 3306),
+        // MySQL has no "allow": parseTls never yields it for MySQL URLs.
+        refusesPlain: async () => false,
+        ssl: () => mysqlSslOptions(target.tls),
+      }),
+      pool: {
+        min: 0,
+        max: opts.poolMax ?? 4,
+        ...(target.tls.mode === 'verify-full' ? { afterCreate: verifyMysqlServerName(target.host ?? '127.0.0.1') } : {}),
+      },
+      acquireConnectionTimeout: 10_000,
+    };
+  },
+  sqlite: (target, opts) => ({
+    client: dialectFor('sqlite').knexClients[0],
+    connection: { filename: target.filename ?? ':memory:', ...(opts.readonly ? { options: { readonly: true } } : {}) },
+    useNullAsDefault: true,
+    pool: {
+      min: 1,
+      max: 1,
+      afterCreate: (conn: { pragma: (s: string) => unknown }, done: (err: Error | null, conn: unknown) => void) => {
+        // WAL lets `status` read while the worker writes; busy_timeout makes a second
+        // process wait for the write lock instead of failing at once.
+        // (A read-only source keeps whatever journal mode its owner chose.)
+        if (!opts.readonly) conn.pragma('journal_mode = WAL');
+        conn.pragma('busy_timeout = 5000');
+        done(null, conn);
+      },
+    },
+  }),
+};
+
 export function knexConfigFor(target: DatabaseTarget, opts: ConnectOptions = {}): Knex.Config {
-  switch (target.dialect) {
-    case 'pg': {
-      const base = {
-        host: target.host,
-        port: target.port,
-        user: target.user,
-        password: target.password,
-        database: target.database,
-        application_name: opts.applicationName ?? 'attendance-sync',
-        connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-      };
-      return {
-        client: 'pg',
-        connection: withTls(base, target.tls, {
-          offersTls: () => pgOffersTls(target.host ?? '127.0.0.1', target.port ?? 5432),
-          refusesPlain: () => pgRefusesPlain(base),
-          ssl: () => tlsOptions(target.tls),
-        }),
-        pool: { min: 0, max: opts.poolMax ?? 4 },
-        acquireConnectionTimeout: 10_000,
-      };
-    }
-    case 'mysql': {
-      const base = {
-        host: target.host,
-        port: target.port,
-        user: target.user,
-        password: target.password,
-        database: target.database,
-        dateStrings: true,
-        supportBigNumbers: true,
-        bigNumberStrings: true,
-        charset: 'utf8mb4',
-        timezone: 'Z',
-        connectTimeout: CONNECT_TIMEOUT_MS,
-      };
-      return {
-        client: 'mysql2',
-        connection: withTls(base, target.tls, {
-          offersTls: () => mysqlOffersTls(target.host ?? '127.0.0.1', target.port ?? 3306),
-          // MySQL has no "allow": parseTls never yields it for MySQL URLs.
-          refusesPlain: async () => false,
-          ssl: () => mysqlSslOptions(target.tls),
-        }),
-        pool: {
-          min: 0,
-          max: opts.poolMax ?? 4,
-          ...(target.tls.mode === 'verify-full' ? { afterCreate: verifyMysqlServerName(target.host ?? '127.0.0.1') } : {}),
-        },
-        acquireConnectionTimeout: 10_000,
-      };
-    }
-    case 'sqlite':
-      return {
-        client: 'better-sqlite3',
-        connection: { filename: target.filename ?? ':memory:', ...(opts.readonly ? { options: { readonly: true } } : {}) },
-        useNullAsDefault: true,
-        pool: {
-          min: 1,
-          max: 1,
-          afterCreate: (conn: { pragma: (s: string) => unknown }, done: (err: Error | null, conn: unknown) => void) => {
-            // WAL lets `status` read while the worker writes; busy_timeout makes a second
-            // process wait for the write lock instead of failing at once.
-            // (A read-only source keeps whatever journal mode its owner chose.)
-            if (!opts.readonly) conn.pragma('journal_mode = WAL');
-            conn.pragma('busy_timeout = 5000');
-            done(null, conn);
-          },
-        },
-      };
-  }
+  return KNEX_CONFIG[target.dialect](target, opts);
 }
 
 type ConnectionSettings = Record<string, unknown>;
@@ -176,7 +179,7 @@ export function connect(url: string | DatabaseTarget, opts: ConnectOptions = {})
   registerSecret(target.password);
   registerSecret(target.tls.passphrase);
   const label = opts.role ? `${opts.role} database` : 'database';
-  if (target.dialect === 'sqlite' && target.filename && target.filename !== ':memory:') {
+  if (!dialectFor(target.dialect).server && target.filename && target.filename !== ':memory:') {
     if (opts.mustExist) {
       if (!fs.existsSync(target.filename)) {
         throw new AppError('DATABASE_NOT_FOUND', `the ${label} ${target.filename} does not exist (${target.display}): check the path; a source database is opened read-only and never created`, {
@@ -256,7 +259,7 @@ export function connectionError(err: unknown, label: string, target: DatabaseTar
   if (err instanceof AppError) return err;
   const code = String((err as { code?: unknown }).code ?? '');
   const text = err instanceof Error ? err.message : String(err);
-  const where = target.dialect === 'sqlite' ? target.display : `${target.host}:${target.port} (${target.display})`;
+  const where = !dialectFor(target.dialect).server ? target.display : `${target.host}:${target.port} (${target.display})`;
   let why: string;
   if (code === 'ECONNREFUSED') why = 'refused the connection (ECONNREFUSED): is the database server running on that host and port?';
   else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') why = `host ${target.host} not found (${code})`;
@@ -278,11 +281,4 @@ export class DatabaseConnectError extends AppError {
     super(code, message, { retryable: true, cause });
     this.name = 'DatabaseConnectError';
   }
-}
-
-export function dialectOf(db: Knex): DialectName {
-  const client = (db.client as { config: { client: unknown } }).config.client;
-  if (client === 'pg') return 'pg';
-  if (client === 'mysql2' || client === 'mysql') return 'mysql';
-  return 'sqlite';
 }

@@ -3,6 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import { ConfigError } from '../errors.js';
+import type { TlsUrlSyntax } from './dialect.js';
 
 /**
  * TLS for the database connections, from the URL's query parameters, with libpq's meaning
@@ -33,20 +34,9 @@ export interface TlsSpec {
   readonly passphrase?: string;
 }
 
-const PG_MODES: readonly TlsMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
-const MYSQL_MODES: Readonly<Record<string, TlsMode>> = {
-  DISABLED: 'disable',
-  PREFERRED: 'prefer',
-  REQUIRED: 'require',
-  VERIFY_CA: 'verify-ca',
-  VERIFY_IDENTITY: 'verify-full',
-};
-const PG_PARAMS = { mode: 'sslmode', root: 'sslrootcert', cert: 'sslcert', key: 'sslkey', pass: 'sslpassword' } as const;
-const MYSQL_PARAMS = { mode: 'ssl-mode', root: 'ssl-ca', cert: 'ssl-cert', key: 'ssl-key', pass: 'ssl-passphrase' } as const;
-
 /** Take the TLS parameters out of a URL's query; every problem names the field and the parameter. */
-export function parseTls(dialect: 'pg' | 'mysql', params: Readonly<Record<string, string>>, field: string): TlsSpec {
-  const names = dialect === 'pg' ? PG_PARAMS : MYSQL_PARAMS;
+export function parseTls(syntax: TlsUrlSyntax, params: Readonly<Record<string, string>>, field: string): TlsSpec {
+  const names = syntax.params;
   const known = new Set<string>(Object.values(names));
   const problems: string[] = [];
   for (const k of Object.keys(params)) {
@@ -65,16 +55,18 @@ export function parseTls(dialect: 'pg' | 'mysql', params: Readonly<Record<string
     }
     return abs;
   };
-  const rootCert = file(names.root, dialect === 'pg');
+  const rootCert = file(names.root, syntax.systemRoot);
   const cert = file(names.cert);
   const key = file(names.key);
   if ((cert === undefined) !== (key === undefined)) problems.push(`${field}: ${names.cert} and ${names.key} go together (a client certificate and its key)`);
   const rawMode = params[names.mode];
   let mode: TlsMode | undefined;
   if (rawMode !== undefined) {
-    mode = dialect === 'pg' ? PG_MODES.find((m) => m === rawMode) : MYSQL_MODES[rawMode.toUpperCase()];
+    mode = Object.hasOwn(syntax.modes, syntax.modeCaseInsensitive ? rawMode.toUpperCase() : rawMode)
+      ? syntax.modes[syntax.modeCaseInsensitive ? rawMode.toUpperCase() : rawMode]
+      : undefined;
     if (!mode) {
-      const allowed = dialect === 'pg' ? PG_MODES.join(', ') : Object.keys(MYSQL_MODES).join(', ');
+      const allowed = Object.keys(syntax.modes).join(', ');
       problems.push(`${field}: ${names.mode} "${rawMode}" is not one of ${allowed}`);
     }
   }
@@ -82,10 +74,10 @@ export function parseTls(dialect: 'pg' | 'mysql', params: Readonly<Record<string
   const anyTlsParam = Object.values(names).some((n) => params[n] !== undefined);
   if (mode === undefined) {
     if (!anyTlsParam) mode = 'disable';
-    else if (dialect === 'mysql' && rootCert !== undefined) mode = 'verify-ca';
+    else if (syntax.rootWithoutModeVerifies && rootCert !== undefined) mode = 'verify-ca';
     else mode = 'prefer';
   }
-  if (mode === 'require' && dialect === 'pg' && rootCert !== undefined) mode = 'verify-ca';
+  if (mode === 'require' && syntax.rootWithRequireVerifies && rootCert !== undefined) mode = 'verify-ca';
   const passphrase = params[names.pass];
   return { mode, ...(rootCert ? { rootCert } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(passphrase ? { passphrase } : {}) };
 }

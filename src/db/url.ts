@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { parseTls, type TlsSpec } from './tls.js';
+import { dialectFor, dialectForScheme } from './dialect.js';
 
 export type DialectName = 'pg' | 'mysql' | 'sqlite';
 
@@ -43,14 +44,13 @@ export function parseDatabaseUrl(raw: string, field = 'url'): DatabaseTarget {
     throw new ConfigError([`${field}: not a valid database URL (expected postgres://…, mysql://… or sqlite:PATH)`]);
   }
   const scheme = url.protocol.replace(/:$/, '').toLowerCase();
-  const dialect: DialectName | undefined =
-    scheme === 'postgres' || scheme === 'postgresql' ? 'pg' : scheme === 'mysql' || scheme === 'mariadb' ? 'mysql' : undefined;
-  if (!dialect) throw new ConfigError([`${field}: unsupported scheme "${scheme}:" (use postgres://, mysql:// or sqlite:)`]);
+  const dialect = dialectForScheme(scheme)?.name;
+  if (!dialect || !dialectFor(dialect).server) throw new ConfigError([`${field}: unsupported scheme "${scheme}:" (use postgres://, mysql:// or sqlite:)`]);
   const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
   if (!database) throw new ConfigError([`${field}: the URL names no database (…/DATABASE)`]);
   const params: Record<string, string> = {};
   url.searchParams.forEach((v, k) => (params[k] = v));
-  const tls = parseTls(dialect, params, field);
+  const tls = parseTls(dialectFor(dialect).tlsUrl!, params, field);
   const password = url.password ? decodeURIComponent(url.password) : undefined;
   const masked = new URL(url.toString());
   if (masked.password) masked.password = '***';
@@ -59,7 +59,7 @@ export function parseDatabaseUrl(raw: string, field = 'url'): DatabaseTarget {
   return {
     dialect,
     host: url.hostname || '127.0.0.1',
-    port: url.port ? Number(url.port) : dialect === 'pg' ? 5432 : 3306,
+    port: url.port ? Number(url.port) : dialectFor(dialect).defaultPort!,
     user: url.username ? decodeURIComponent(url.username) : undefined,
     password,
     database,
@@ -67,12 +67,4 @@ export function parseDatabaseUrl(raw: string, field = 'url'): DatabaseTarget {
     tls,
     display: masked.toString(),
   };
-}
-
-/** The same target with another database name (tests and `check-config` use this). */
-export function withDatabaseName(target: DatabaseTarget, database: string): string {
-  if (target.dialect === 'sqlite') throw new Error('withDatabaseName: not for sqlite');
-  const scheme = target.dialect === 'pg' ? 'postgres' : 'mysql';
-  const auth = target.user ? `${encodeURIComponent(target.user)}${target.password ? `:${encodeURIComponent(target.password)}` : ''}@` : '';
-  return `${scheme}://${auth}${target.host}:${target.port}/${encodeURIComponent(database)}`;
 }

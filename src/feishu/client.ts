@@ -1,173 +1,36 @@
-import { KIND_APPROVAL_TYPE, KIND_ARRAY, KINDS, type Kind } from '../kinds.js';
+import { KIND_APPROVAL_TYPE, KIND_ARRAY, type Kind } from '../kinds.js';
 import type { Logger } from '../log/logger.js';
 import { registerSecret } from '../log/redact.js';
-import { classifyResponse, FeishuError, FeishuErrorCode, logIdOf, type FeishuEndpoint, type RawResponse } from './errors.js';
+import { classifyResponse, FeishuError, FeishuErrorCode, type FeishuEndpoint } from './errors.js';
 import { FeishuHttp, systemClock, type Clock } from './http.js';
 import { RateLimiter } from './limiter.js';
 import { chunkUserIds, dateWindows, lookupWindows } from './lookup.js';
-import { retryLoop, RetryPolicy, type RetryEvent, type TransientDecision } from './retry.js';
-import type { EmployeeType, QueryUserApprovalsBody } from './schema.js';
+import { retryLoop, RetryPolicy, type RetryEvent } from './retry.js';
+import type { EmployeeType } from './schema.js';
 import { TokenProvider } from './token.js';
+import {
+  CREATE_PATH,
+  PROCESS_PATH,
+  QUERY_PATH,
+  type CallOptions,
+  type CreateOptions,
+  type CreateResult,
+  type FeishuClientOptions,
+  type FeishuClientStats,
+  type FindArgs,
+  type FoundApproval,
+  type ItemFields,
+  type QueriedUserApproval,
+  type QueryUserApprovalsInput,
+  type QueryUserApprovalsResult,
+  type RequestSpec,
+  type RevokeLookup,
+  type RevokeResult,
+  type UserApprovalInput,
+} from './clientTypes.js';
+import { ambiguous, parseCreatedId, parseProcessStatus, parseQuery, singleItem } from './responses.js';
 
-export const CREATE_PATH = '/open-apis/attendance/v1/user_approvals';
-export const QUERY_PATH = '/open-apis/attendance/v1/user_approvals/query';
-export const PROCESS_PATH = '/open-apis/attendance/v1/approval_infos/process';
-
-export type { EmployeeType };
-
-/** The fields of an approval item the client itself reads; the rest passes through untouched. */
-interface ItemFields {
-  idempotent_id?: string | undefined;
-  approval_id?: string | undefined;
-  start_time?: string | undefined;
-  end_time?: string | undefined;
-}
-
-/**
- * A `user_approval` with exactly one item in one of its four arrays (§7.6). Structural, so
- * that schema.ts's validated `UserApproval` and stored payloads both fit.
- */
-export interface UserApprovalInput {
-  user_id: string;
-  date: string;
-  leaves?: readonly ItemFields[] | undefined;
-  outs?: readonly ItemFields[] | undefined;
-  overtime_works?: readonly ItemFields[] | undefined;
-  trips?: readonly ItemFields[] | undefined;
-}
-
-export type QueryUserApprovalsInput = QueryUserApprovalsBody;
-
-export interface QueriedUserApproval {
-  user_id: string;
-  date: string;
-  leaves?: ItemFields[];
-  outs?: ItemFields[];
-  overtime_works?: ItemFields[];
-  trips?: ItemFields[];
-  time_zone?: string;
-  [key: string]: unknown;
-}
-
-export interface QueryUserApprovalsResult {
-  user_approvals: QueriedUserApproval[];
-}
-
-export interface CreateResult {
-  approvalId: string;
-  idempotentId: string;
-  /** The create's reply was lost or refused as a duplicate, and the record was found by query. */
-  reconciled: boolean;
-}
-
-export interface RevokeResult {
-  approvalId: string;
-  status: number;
-  /** The process call failed but a query showed the item already withdrawn (status 4 or 3). */
-  alreadyRevoked: boolean;
-}
-
-export interface FoundApproval {
-  approvalId: string;
-  status: number;
-}
-
-export interface FindArgs {
-  employeeType: EmployeeType;
-  userId: string;
-  /** `date` of the user_approval, yyyyMMdd. */
-  date: string;
-  kind: Kind;
-  idempotentId: string;
-  /** Item start/end (wall clock); widen the period window when `date` differs from them. */
-  startTime?: string | undefined;
-  endTime?: string | undefined;
-  /** Earliest possible creation time (epoch ms) for the CreateTime search; default 29 days ago. */
-  createdFrom?: number | undefined;
-  /** Statuses to search, in order. Default [2, 4, 3]: approved, then withdrawn under either label. */
-  statuses?: readonly number[] | undefined;
-}
-
-export interface RevokeLookup {
-  employeeType: EmployeeType;
-  userId: string;
-  date: string;
-  startTime?: string | undefined;
-  endTime?: string | undefined;
-  /** Earliest creation time of the approval (its create's first attempt), for the CreateTime search. */
-  createdFrom?: number | undefined;
-}
-
-export interface CallOptions {
-  signal?: AbortSignal | undefined;
-}
-
-export interface CreateOptions extends CallOptions {
-  /**
-   * When this create was first attempted (epoch ms; default now). A lookup after an ambiguous
-   * outcome searches creation dates from then: an earlier attempt, days ago, may have stored it.
-   */
-  firstAttemptAt?: number | undefined;
-}
-
-export interface FeishuClientOptions {
-  baseUrl: string;
-  appId: string;
-  appSecret: string;
-  /** Calls per second for a limiter of this client's own (default 50). Ignored when `limiter` is given. */
-  rateLimit?: number;
-  /** A limiter shared with other clients of the same app. */
-  limiter?: RateLimiter;
-  /** A token provider shared with other clients of the same app. */
-  tokenProvider?: TokenProvider;
-  /** Per-request timeout (got `timeout.request`), default 10 s. */
-  timeoutMs?: number;
-  /** In-call attempts for transient errors, default 4. */
-  maxAttempts?: number;
-  backoffBaseMs?: number;
-  backoffCapMs?: number;
-  /** Bound on the time one call spends waiting out 429s, default 60 s. */
-  maxRateLimitWaitMs?: number;
-  /** Attendance-group zone, for the query's today + 1 cap. Default Asia/Shanghai. */
-  timeZone?: string;
-  logger?: Logger;
-  clock?: Clock;
-  random?: () => number;
-  /** Called once per business call Feishu answered with code 0: what its monthly quota counts. */
-  onSuccess?: (endpoint: FeishuEndpoint) => void;
-}
-
-export interface FeishuClientStats {
-  /** Public calls made (create, query, process). */
-  calls: number;
-  /** HTTP requests sent to business endpoints (attempts, lookups included). */
-  requests: number;
-  /** Retries after transient errors. */
-  retries: number;
-  /** Throttled replies (429 / 99991400). */
-  rateLimited: number;
-  /** Retries after a token-invalid reply. */
-  tokenRefreshes: number;
-  /** Ambiguous creates resolved by finding the record. */
-  reconciliations: number;
-  /** Lookups by idempotent_id or approval_id. */
-  lookups: number;
-  /** Calls that ended in an error. */
-  failures: number;
-  tokenFetches: number;
-  limiterWaitMs: number;
-}
-
-interface RequestSpec<T> {
-  endpoint: FeishuEndpoint;
-  path: string;
-  searchParams?: Record<string, string>;
-  body: unknown;
-  isWrite: boolean;
-  parse: (res: RawResponse) => T;
-  signal?: AbortSignal | undefined;
-  onTransient?: (error: FeishuError, attempt: number, final: boolean) => Promise<TransientDecision<T>>;
-}
+export * from './clientTypes.js';
 
 /**
  * The Feishu Attendance client: create, query and process (revoke) user approvals.
@@ -517,69 +380,4 @@ export class FeishuClient {
     if (err instanceof FeishuError) this.logger?.warn(`feishu ${endpoint} failed`, { ...context, ...err.toJSON() });
     return err;
   }
-}
-
-// ---------------------------------------------------------------------------------------
-
-function singleItem(ua: UserApprovalInput): { kind: Kind; item: ItemFields } {
-  const found: Array<{ kind: Kind; item: ItemFields }> = [];
-  for (const kind of KINDS) for (const item of ua[KIND_ARRAY[kind]] ?? []) found.push({ kind, item });
-  if (found.length !== 1) throw new TypeError(`createUserApproval: expected exactly one item, got ${found.length} (feishu-api.md §7.6)`);
-  return found[0]!;
-}
-
-function badResponse(endpoint: FeishuEndpoint, res: RawResponse, what: string, isWrite: boolean): FeishuError {
-  return new FeishuError(FeishuErrorCode.BAD_RESPONSE, { endpoint, httpStatus: res.status, logId: logIdOf(res), causeText: what, mayHaveApplied: isWrite });
-}
-
-function dataOf(res: RawResponse): Record<string, unknown> | undefined {
-  const data = (res.body as { data?: unknown } | undefined)?.data;
-  return typeof data === 'object' && data !== null ? (data as Record<string, unknown>) : undefined;
-}
-
-function parseCreatedId(res: RawResponse, kind: Kind, idempotentId: string): string {
-  const data = dataOf(res);
-  // The current page returns one `user_approval`; an older one showed `user_approvals: [...]`.
-  const containers = [data?.user_approval, ...(Array.isArray(data?.user_approvals) ? data.user_approvals : [])];
-  for (const c of containers) {
-    const items = (c as Record<string, unknown> | undefined)?.[KIND_ARRAY[kind]];
-    if (!Array.isArray(items)) continue;
-    const typed = items as ItemFields[];
-    const hit = typed.find((i) => i.idempotent_id === idempotentId) ?? (typed.length === 1 ? typed[0] : undefined);
-    if (typeof hit?.approval_id === 'string' && hit.approval_id !== '') return hit.approval_id;
-  }
-  // Success code without an approval_id: the record is probably stored; the lookup will tell.
-  throw badResponse('create', res, 'create response without approval_id', true);
-}
-
-function parseQuery(res: RawResponse): QueryUserApprovalsResult {
-  const data = dataOf(res);
-  const list = data?.user_approvals ?? [];
-  if (!Array.isArray(list)) throw badResponse('query', res, 'query response without user_approvals', false);
-  return { user_approvals: list as QueriedUserApproval[] };
-}
-
-/**
- * The status a revoke left the approval in. Only a reply that says withdrawn (4, or 3 in the
- * process response's own labels) confirms it: a reply without a status, or with another one,
- * is an error, so the revoke is retried and, if refused then, confirmed by a lookup.
- */
-function parseProcessStatus(res: RawResponse): number {
-  const info = dataOf(res)?.approval_info as { status?: unknown } | undefined;
-  const status = info?.status;
-  if (typeof status !== 'number') throw badResponse('process', res, 'process response without approval_info.status', true);
-  if (status !== 4 && status !== 3) throw badResponse('process', res, `process response with approval_info.status ${status}: the approval is not withdrawn`, true);
-  return status;
-}
-
-function ambiguous(original: FeishuError, why: string): FeishuError {
-  return new FeishuError(FeishuErrorCode.AMBIGUOUS, {
-    endpoint: original.endpoint,
-    httpStatus: original.httpStatus,
-    feishuCode: original.feishuCode,
-    feishuMsg: original.feishuMsg,
-    logId: original.logId,
-    mayHaveApplied: true,
-    causeText: why,
-  });
 }

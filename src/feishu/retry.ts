@@ -1,7 +1,8 @@
 import { FeishuError } from './errors.js';
+import { backoffDelayMs, CALL_RETRY } from '../retryPolicy.js';
 
 /**
- * The in-call retry policy. got's own retries are off (`retry: { limit: 0 }`): they would
+ * The call layer of the retry policy (see retryPolicy.ts for both layers). got's own retries are off (`retry: { limit: 0 }`): they would
  * bypass the shared rate limiter and got never retries POST anyway. Every attempt made by
  * this loop goes back through the limiter.
  */
@@ -29,9 +30,9 @@ export class RetryPolicy {
   private readonly random: () => number;
 
   constructor(opts: RetryPolicyOptions = {}) {
-    this.maxAttempts = Math.max(1, Math.floor(opts.maxAttempts ?? 4));
-    this.baseMs = Math.max(0, opts.baseMs ?? 200);
-    this.capMs = Math.max(this.baseMs, opts.capMs ?? 5_000);
+    this.maxAttempts = Math.max(1, Math.floor(opts.maxAttempts ?? CALL_RETRY.maxAttempts));
+    this.baseMs = Math.max(0, opts.baseMs ?? CALL_RETRY.baseMs);
+    this.capMs = Math.max(this.baseMs, opts.capMs ?? CALL_RETRY.capMs);
     this.maxRateLimitWaitMs = Math.max(0, opts.maxRateLimitWaitMs ?? 60_000);
     this.rateLimitJitterMs = Math.max(0, opts.rateLimitJitterMs ?? 250);
     this.random = opts.random ?? Math.random;
@@ -42,8 +43,7 @@ export class RetryPolicy {
    * spread their retries instead of returning in lock-step.
    */
   backoffMs(failedAttempts: number): number {
-    const ceiling = Math.min(this.capMs, this.baseMs * 2 ** Math.max(0, failedAttempts - 1));
-    return Math.round(this.random() * ceiling);
+    return backoffDelayMs(failedAttempts, { baseMs: this.baseMs, capMs: this.capMs, floor: CALL_RETRY.floor }, this.random);
   }
 
   /**

@@ -45,7 +45,7 @@ export class Metrics {
 
   readonly retries = new client.Counter({
     name: 'attendance_sync_feishu_retries_total',
-    help: 'Retried Feishu calls',
+    help: 'Feishu calls tried again inside the client (the call layer of the retry policy; an operation attempted again later counts in operations_total{status="retry"})',
     registers: [this.registry],
   });
 
@@ -151,7 +151,7 @@ export function judgeHealth(h: HealthInput): Health {
     if (now - since > h.staleAfterMs) reasons.push(`no successful cycle for ${Math.round((now - since) / 1000)} s`);
     if (h.lastCycle?.outcome === 'failed') reasons.push(`last cycle failed: ${lastError ?? 'unknown error'}`);
     if (h.lastCycle && h.lastCycle.halted > 0) reasons.push(h.lastCycle.haltReason ? `sending halted: ${sanitizeErrorText(h.lastCycle.haltReason)}` : 'sending halted (Feishu auth or quota error)');
-  } else if (h.state !== 'waiting' && h.state !== 'starting') {
+  } else if (h.state !== 'waiting') {
     reasons.push(`worker is ${h.state}`);
   }
   return {

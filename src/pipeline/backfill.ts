@@ -7,7 +7,7 @@ import type { SendCounts } from '../send/sender.js';
 import { keepLease, lockHolder } from '../state/lock.js';
 import { quotaFigures, type QuotaFigures } from '../state/quota.js';
 import { finishRun, startRun } from '../state/runs.js';
-import { requeueSentCreates } from '../state/syncRecords.js';
+import { requeueSentCreates } from '../state/outbox.js';
 import { rescanKind, rowsInWindow, type DateWindow } from './rescan.js';
 import { sender, type Pipeline } from './wiring.js';
 

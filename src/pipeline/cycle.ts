@@ -6,7 +6,7 @@ import { addCounts, emptyPlanCounts, type PlanCounts } from '../plan/plan.js';
 import type { SendCounts } from '../send/sender.js';
 import { applyRetention } from '../state/retention.js';
 import { finishRun, startRun } from '../state/runs.js';
-import { outboxDepth, oldestPending } from '../state/syncRecords.js';
+import { outboxDepth, oldestPending } from '../state/outbox.js';
 import { setLastRescan } from '../state/watermarks.js';
 import { emptyTimings, enabledKinds, type PipelineDeps, type StageTimings } from './deps.js';
 import { reevaluateInvalid } from './kindState.js';

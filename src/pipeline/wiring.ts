@@ -3,6 +3,7 @@
  * databases, the Feishu client, the leader lock, the sender. The CLI asks here; nothing in
  * pipeline/ knows the CLI.
  */
+import { retryPolicyFromConfig } from '../retryPolicy.js';
 import os from 'node:os';
 import crypto from 'node:crypto';
 import type { ResolvedConfig } from '../config/load.js';
@@ -16,7 +17,7 @@ import { Sender } from '../send/sender.js';
 import { LookbackWindows } from './lookback.js';
 import { isUpToDate } from '../state/migrate.js';
 import { createLeaderLock, type LeaderLock } from '../state/lock.js';
-import { reclaimOrphanedLeases } from '../state/syncRecords.js';
+import { reclaimOrphanedLeases } from '../state/outbox.js';
 import { ensureTenant, tenantOf } from '../state/tenant.js';
 import { markCrashedRuns } from '../state/runs.js';
 import { QuotaMeter, quotaFigures } from '../state/quota.js';
@@ -84,6 +85,7 @@ export async function openPipeline(
     appSecret: config.feishu.app_secret,
     rateLimit: opts.rateLimit ?? config.feishu.rate_limit,
     timeoutMs: config.feishu.timeout_ms,
+    maxAttempts: retryPolicyFromConfig(config.feishu).call.maxAttempts,
     timeZone: config.feishu.time_zone,
     logger,
     onSuccess: () => quota.record(),
@@ -180,9 +182,7 @@ export function sender(deps: PipelineDeps): Sender {
     namespace: deps.config.sync.namespace,
     owner: deps.owner,
     concurrency: f.concurrency,
-    maxAttempts: f.max_attempts,
-    retryBaseMs: f.retry_base_ms,
-    retryMaxMs: f.retry_max_ms,
+    retry: retryPolicyFromConfig(f).operation,
     leaseMs: Math.max(60_000, f.timeout_ms * 6),
     logger: deps.logger,
     metrics: deps.metrics,

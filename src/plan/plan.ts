@@ -11,12 +11,12 @@ import {
   markSuperseded,
   mayExistInFeishu,
   OP_STATUS,
-  OPERATIONS,
+  OPERATION_TYPES,
   revokedCreateIds,
   revokeOf,
   type NewOperation,
-  type SyncRecord,
-} from '../state/syncRecords.js';
+  type OutboxOperation,
+} from '../state/outbox.js';
 import { setWatermark } from '../state/watermarks.js';
 import { reopenInvalid, supersedeInvalid } from '../state/invalidOps.js';
 import { idempotencyKey, versionHash, withIdempotentId } from '../identity.js';
@@ -133,7 +133,7 @@ export async function planRows(
       const resolved: number[] = [];
       const reopened: number[] = [];
 
-      const undo = (list: ReadonlyArray<SyncRecord | undefined>) => {
+      const undo = (list: ReadonlyArray<OutboxOperation | undefined>) => {
         for (const c of list) {
           if (!c) continue;
           if (mayExistInFeishu(c)) {
@@ -175,7 +175,7 @@ export async function planRows(
             sourceKey: key,
             version: m.version,
             generation,
-            operation: OPERATIONS.CREATE,
+            operation: OPERATION_TYPES.CREATE,
             idempotencyKey: idem,
             payload,
             userId: m.userId,
@@ -207,7 +207,7 @@ export async function planRows(
             sourceKey: key,
             version: invalidVersion!,
             generation: 0,
-            operation: OPERATIONS.CREATE,
+            operation: OPERATION_TYPES.CREATE,
             status: OP_STATUS.INVALID,
             reasons: m.reasons,
           });

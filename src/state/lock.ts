@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { dialectOf } from '../db/connect.js';
+import { dialectFor, type SessionLockSql } from '../db/dialect.js';
 import type { StateTables } from './tables.js';
 import { toMillis } from './values.js';
 
@@ -30,14 +30,6 @@ export interface LockHolder {
 
 type Conn = unknown;
 
-/**
- * MySQL / MariaDB user locks are server-wide (PostgreSQL advisory locks belong to one
- * database): the name includes the database, so workers of two state databases on one
- * server (staging and production, two companies) never wait for each other. Hashed, because
- * lock names are limited to 64 characters.
- */
-const MYSQL_LOCK_NAME = "SHA1(CONCAT(COALESCE(DATABASE(), ''), '/', ?))";
-
 async function upsertLeaseRow(db: Knex, t: StateTables, name: string, owner: string, leaseMs: number, now: number): Promise<void> {
   await db(t.lock)
     .insert({ name, owner, lease_until: now + leaseMs, acquired_at: now, heartbeat_at: now })
@@ -54,23 +46,19 @@ class SessionLock implements LeaderLock {
     private readonly name: string,
     readonly owner: string,
     private readonly leaseMs: number,
-    private readonly isPg: boolean,
+    private readonly sql: SessionLockSql,
   ) {}
 
   private async query<T>(sql: string, bindings: readonly Knex.Value[]): Promise<T[]> {
-    const res = (await this.db.raw(sql, bindings).connection(this.conn)) as unknown;
-    if (this.isPg) return (res as { rows: T[] }).rows;
-    return (res as [T[]])[0];
+    return this.sql.rows<T>(await this.db.raw(sql, bindings).connection(this.conn));
   }
 
   async tryAcquire(): Promise<boolean> {
     if (this.conn) return this.renew();
     this.conn = (await this.db.client.acquireConnection()) as Conn;
     try {
-      const [row] = this.isPg
-        ? await this.query<{ got: boolean }>('SELECT pg_try_advisory_lock(hashtext(?)) AS got', [this.name])
-        : await this.query<{ got: number | string | null }>(`SELECT GET_LOCK(${MYSQL_LOCK_NAME}, 0) AS got`, [this.name]);
-      const got = this.isPg ? row?.got === true : Number(row?.got) === 1;
+      const [row] = await this.query<{ got: unknown }>(this.sql.tryLock, [this.name]);
+      const got = this.sql.isTrue(row?.got);
       if (!got) {
         await this.dropConnection();
         return false;
@@ -86,14 +74,8 @@ class SessionLock implements LeaderLock {
   async renew(): Promise<boolean> {
     if (!this.conn) return false;
     try {
-      const [row] = this.isPg
-        ? await this.query<{ mine: boolean }>(
-            `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-                AND objid = (hashtext(?)::bigint & 4294967295)::oid) AS mine`,
-            [this.name],
-          )
-        : await this.query<{ mine: number | string | null }>(`SELECT IS_USED_LOCK(${MYSQL_LOCK_NAME}) = CONNECTION_ID() AS mine`, [this.name]);
-      const mine = this.isPg ? row?.mine === true : Number(row?.mine) === 1;
+      const [row] = await this.query<{ mine: unknown }>(this.sql.holds, [this.name]);
+      const mine = this.sql.isTrue(row?.mine);
       if (!mine) {
         await this.dropConnection();
         return false;
@@ -111,7 +93,7 @@ class SessionLock implements LeaderLock {
   async release(): Promise<void> {
     if (!this.conn) return;
     try {
-      await this.query(this.isPg ? 'SELECT pg_advisory_unlock(hashtext(?))' : `SELECT RELEASE_LOCK(${MYSQL_LOCK_NAME})`, [this.name]);
+      await this.query(this.sql.unlock, [this.name]);
       await this.db(this.t.lock).where({ name: this.name, owner: this.owner }).delete();
     } finally {
       await this.dropConnection();
@@ -166,9 +148,9 @@ class LeaseLock implements LeaderLock {
 
 export function createLeaderLock(db: Knex, t: StateTables, o: { name?: string; owner: string; leaseMs: number }): LeaderLock {
   const name = o.name ?? `${t.prefix}worker`;
-  const dialect = dialectOf(db);
-  if (dialect === 'sqlite') return new LeaseLock(db, t, name, o.owner, o.leaseMs);
-  return new SessionLock(db, t, name, o.owner, o.leaseMs, dialect === 'pg');
+  const sessionLock = dialectFor(db).sessionLock;
+  if (!sessionLock) return new LeaseLock(db, t, name, o.owner, o.leaseMs);
+  return new SessionLock(db, t, name, o.owner, o.leaseMs, sessionLock);
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { StateTables } from './tables.js';
-import { OP_STATUS, OPERATIONS } from './syncRecords.js';
+import { OP_STATUS, OPERATION_TYPES } from './outbox.js';
 
 /**
  * Retention (`state.retention_days`): the runs table and the finished history of the sync
@@ -25,10 +25,10 @@ export interface RetentionCounts {
 }
 
 const FINISHED: ReadonlyArray<{ status: string; operation: string }> = [
-  { status: OP_STATUS.SUPERSEDED, operation: OPERATIONS.CREATE },
-  { status: OP_STATUS.INVALID, operation: OPERATIONS.CREATE },
-  { status: OP_STATUS.REVOKED, operation: OPERATIONS.CREATE },
-  { status: OP_STATUS.SENT, operation: OPERATIONS.REVOKE },
+  { status: OP_STATUS.SUPERSEDED, operation: OPERATION_TYPES.CREATE },
+  { status: OP_STATUS.INVALID, operation: OPERATION_TYPES.CREATE },
+  { status: OP_STATUS.REVOKED, operation: OPERATION_TYPES.CREATE },
+  { status: OP_STATUS.SENT, operation: OPERATION_TYPES.REVOKE },
 ];
 
 const DAY_MS = 86_400_000;

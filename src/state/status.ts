@@ -5,7 +5,7 @@ import { KINDS, type Kind } from '../kinds.js';
 import { lockHolder } from './lock.js';
 import { quotaFigures } from './quota.js';
 import { lastRuns } from './runs.js';
-import { heldCreates, latestErrors, oldestPending, statusCounts, OP_STATUS } from './syncRecords.js';
+import { heldCreates, latestErrors, oldestPending, statusCounts, OP_STATUS } from './outbox.js';
 import type { StateTables } from './tables.js';
 import { describeTenant, getTenantBinding } from './tenant.js';
 import { listWatermarks } from './watermarks.js';

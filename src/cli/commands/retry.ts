@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
 import { isKind, KINDS } from '../../kinds.js';
-import { retryWithOutcome } from '../../state/syncRecords.js';
+import { retryWithOutcome } from '../../state/outbox.js';
 import { enabledKinds } from '../../pipeline/deps.js';
 import { openDatabases } from '../../pipeline/wiring.js';
 import { loadContext } from '../context.js';

@@ -1,0 +1,83 @@
+import type { Knex } from 'knex';
+import type { Kind } from '../../kinds.js';
+import type { StateTables } from '../tables.js';
+import { chunks } from '../records.js';
+import { fromRow, IN_FLIGHT, OP_STATUS, OPERATION_TYPES, STOPPED, type OpStatus, type OutboxOperation, type Row } from './operation.js';
+
+/* Read models of the outbox for `status`, metrics and the cycle summary. */
+
+/** A create held back by a failed or dead revoke of the version before it (see `claimDue`). */
+export interface HeldCreate {
+  readonly create: OutboxOperation;
+  readonly revoke: OutboxOperation;
+}
+
+/**
+ * Held creates, oldest first, each with the revoke it waits for, and how many there are.
+ * Found from the failed and dead revokes (few, and indexed by status), not by scanning the
+ * pending creates, however deep the outbox.
+ */
+export async function heldCreates(db: Knex, t: StateTables, limit = 20): Promise<{ total: number; items: HeldCreate[] }> {
+  const joined = () =>
+    db(`${t.syncRecords} as r`)
+      .join(`${t.syncRecords} as c`, (j) => j.on('c.kind', 'r.kind').andOn('c.source_key', 'r.source_key').andOn('c.id', '>', 'r.id'))
+      .where('r.operation', OPERATION_TYPES.REVOKE)
+      .whereIn('r.status', STOPPED as string[])
+      .where({ 'c.operation': OPERATION_TYPES.CREATE, 'c.status': OP_STATUS.PENDING });
+  const counted = (await joined().countDistinct({ n: 'c.id' }).first()) as { n: number | string } | undefined;
+  const pairs = (await joined().select({ createId: 'c.id', revokeId: 'r.id' }).orderBy('c.id').orderBy('r.id').limit(limit * 4)) as Array<{ createId: number | string; revokeId: number | string }>;
+  const first = new Map<number, number>();
+  for (const p of pairs) if (!first.has(Number(p.createId)) && first.size < limit) first.set(Number(p.createId), Number(p.revokeId));
+  const ids = [...first.keys(), ...first.values()];
+  const rows = new Map<number, OutboxOperation>();
+  for (const part of chunks(ids)) for (const r of (await db(t.syncRecords).whereIn('id', part)) as Row[]) rows.set(Number(r.id), fromRow(r));
+  const items: HeldCreate[] = [];
+  for (const [c, r] of first) if (rows.has(c) && rows.has(r)) items.push({ create: rows.get(c)!, revoke: rows.get(r)! });
+  return { total: Number(counted?.n ?? 0), items };
+}
+
+export async function statusCounts(db: Knex, t: StateTables): Promise<Array<{ kind: Kind; status: OpStatus; count: number }>> {
+  const rows = (await db(t.syncRecords).select('kind', 'status').count({ n: '*' }).groupBy('kind', 'status').orderBy(['kind', 'status'])) as Array<{
+    kind: Kind;
+    status: OpStatus;
+    n: number | string;
+  }>;
+  return rows.map((r) => ({ kind: r.kind, status: r.status, count: Number(r.n) }));
+}
+
+export async function oldestPending(db: Knex, t: StateTables): Promise<OutboxOperation | null> {
+  const row = (await db(t.syncRecords).whereIn('status', IN_FLIGHT as string[]).orderBy('created_at').orderBy('id').first()) as Row | undefined;
+  return row ? fromRow(row) : null;
+}
+
+/** The most recent operations that carry an error (failed, dead, or pending a retry). */
+export async function latestErrors(db: Knex, t: StateTables, limit = 10): Promise<OutboxOperation[]> {
+  const rows = (await db(`${t.syncRecords} as s`)
+    .select('s.*')
+    .where((w) => w.whereIn('s.status', [OP_STATUS.FAILED, OP_STATUS.DEAD, OP_STATUS.INVALID]).orWhere((p) => p.where('s.status', OP_STATUS.PENDING).whereNotNull('s.error_code')))
+    // A create that failed for a version since replaced by a sent one is history, not a problem.
+    .whereNot((w) =>
+      w
+        .where('s.operation', OPERATION_TYPES.CREATE)
+        .whereIn('s.status', [OP_STATUS.FAILED, OP_STATUS.DEAD])
+        .whereExists((q) =>
+          q
+            .select(db.raw('1'))
+            .from(`${t.syncRecords} as n`)
+            .whereRaw('n.kind = s.kind')
+            .andWhereRaw('n.source_key = s.source_key')
+            .andWhereRaw('n.id > s.id')
+            .where('n.operation', OPERATION_TYPES.CREATE)
+            .whereIn('n.status', [OP_STATUS.SENT, OP_STATUS.REVOKED]),
+        ),
+    )
+    .orderBy('s.updated_at', 'desc')
+    .orderBy('s.id', 'desc')
+    .limit(limit)) as Row[];
+  return rows.map(fromRow);
+}
+
+export async function outboxDepth(db: Knex, t: StateTables): Promise<number> {
+  const row = (await db(t.syncRecords).whereIn('status', IN_FLIGHT as string[]).count({ n: '*' }).first()) as { n: number | string } | undefined;
+  return Number(row?.n ?? 0);
+}
