@@ -1,6 +1,9 @@
 import type { Knex } from 'knex';
-import type { DialectName } from './url.js';
-import type { TlsMode } from './tls.js';
+
+/** The database families the worker speaks. */
+export type DialectName = 'pg' | 'mysql' | 'sqlite';
+/** TLS modes, libpq's names (sslmode). */
+export type TlsMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
 
 /**
  * What differs between PostgreSQL, MySQL / MariaDB and SQLite, in one place.
@@ -295,5 +298,5 @@ const SOURCE_DIALECTS: Readonly<Record<DialectName, SourceDialect>> = Object.fre
 
 /** The source-side capabilities of a connection's dialect (or of a dialect named in a URL). */
 export function sourceDialect(db: Knex | DialectName): SourceDialect {
-  return SOURCE_DIALECTS[typeof db === 'string' ? db : dialectOf(db)];
+  return SOURCE_DIALECTS[typeof db === 'string' ? db : dialectFor(db).name];
 }

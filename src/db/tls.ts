@@ -3,7 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import { ConfigError } from '../errors.js';
-import type { TlsUrlSyntax } from './dialect.js';
+import type { TlsMode, TlsUrlSyntax } from './dialect.js';
 
 /**
  * TLS for the database connections, from the URL's query parameters, with libpq's meaning
@@ -23,7 +23,7 @@ import type { TlsUrlSyntax } from './dialect.js';
  * `require` (PostgreSQL) or without a mode (MySQL) turns on chain verification. No TLS
  * parameter at all: plain TCP.
  */
-export type TlsMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+export type { TlsMode } from './dialect.js';
 
 export interface TlsSpec {
   readonly mode: TlsMode;

@@ -3,7 +3,8 @@ import { ConfigError } from '../errors.js';
 import { parseTls, type TlsSpec } from './tls.js';
 import { dialectFor, dialectForScheme } from './dialect.js';
 
-export type DialectName = 'pg' | 'mysql' | 'sqlite';
+export type { DialectName } from './dialect.js';
+import type { DialectName } from './dialect.js';
 
 /** A database URL taken apart; `toString()` never shows the password. */
 export interface DatabaseTarget {
