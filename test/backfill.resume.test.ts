@@ -8,6 +8,8 @@ import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
 import { activeInLedger, diffLedger, expectedFromSource, prepareSample } from './helpers/pipeline.js';
 import { CLI, runCli } from './helpers/cli.js';
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
+import { stateTables } from '../src/state/tables.js';
+import { expireLeases } from './helpers/clock.js';
 
 describe('backfill killed mid-run and run again', () => {
   let db: TestDatabase;
@@ -47,7 +49,7 @@ describe('backfill killed mid-run and run again', () => {
     expect(partial).toBeLessThan(Object.values(expected).flat().length);
 
     // The killed process's SQLite lease runs out; then the same command finishes the job.
-    await new Promise((r) => setTimeout(r, 5_500));
+    expect((await expireLeases(db.db, stateTables(raw.state?.table_prefix ?? 'attendance_sync_'))).lock).toBe(1);
     const again = await runCli(['--config', cfg, 'backfill', '--from', '2026-03-01', '--to', '2026-03-31'], { env, timeoutMs: 60_000 });
     expect(again.code).toBe(0);
     expect(diffLedger(expected, activeInLedger(emu.ledger()))).toEqual({ missing: 0, duplicated: 0, unexpected: 0 });

@@ -35,6 +35,8 @@ export interface PipelineDeps {
   readonly metrics?: Metrics | undefined;
   /** Counts successful Feishu calls per month (feishu.monthly_quota). */
   readonly quota?: QuotaMeter | undefined;
+  /** The clock the lookback window is judged by (epoch ms); `Date.now` when absent. Tests advance it. */
+  readonly now?: (() => number) | undefined;
 }
 
 /** Where a cycle's time went, in ms: reading the source, mapping rows, planning (state DB), sending. */
@@ -182,7 +184,7 @@ async function extractKind(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig, t
   position ??= await applyStartFrom(deps, kind, cfg);
   const states = lookbackStatesOf(deps);
   const lookbackMs = deps.config.sync.lookback_seconds * 1000;
-  const readStarted = Date.now();
+  const readStarted = (deps.now ?? Date.now)();
   let ls = states.get(kind);
   if (!ls || ls.value !== (position?.value ?? null) || ls.key !== (position?.key ?? null)) {
     ls = { value: position?.value ?? null, key: position?.key ?? null, since: readStarted, settled: false };
