@@ -1,14 +1,12 @@
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import { DateTime } from 'luxon';
-import YAML from 'yaml';
-import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
-import { expectLedgerMatchesSource, prepareSample } from './helpers/pipeline.js';
+import type { TestDatabase } from './helpers/databases.js';
+import { withSampleWorld, type SampleWorld } from './helpers/sampleWorld.js';
+import { expectLedgerMatchesSource } from './helpers/pipeline.js';
 import { CLI } from './helpers/cli.js';
-import { startEmulator, type Emulator } from '../src/emulator/index.js';
+import type { Emulator } from '../src/emulator/index.js';
 import { createLogger } from '../src/log/logger.js';
 import { cancelRows, touchRows } from '../src/sample/index.js';
 import { createLeaderLock } from '../src/state/lock.js';
@@ -30,20 +28,6 @@ const KILL_TIMEOUT_MS = Number(/kill_timeout:\s*(\d+)/.exec(fs.readFileSync('eco
 type SyncRow = Record<string, any>;
 type Worker = ChildProcess & { output: () => string; exited: Promise<number | null> };
 
-function configFile(dir: string): string {
-  const raw = YAML.parse(fs.readFileSync('config/attendance-sync.example.postgres.yaml', 'utf8'));
-  raw.sync.schedule = '*/2 * * * * *'; // every 2 seconds (node-cron seconds field)
-  raw.sync.lock_lease_seconds = 5;
-  raw.feishu.concurrency = 8;
-  raw.feishu.rate_limit = 200;
-  raw.feishu.retry_base_ms = 20;
-  raw.feishu.timeout_ms = 5_000;
-  raw.log = { level: 'info', format: 'json' };
-  const file = path.join(dir, 'config.yaml');
-  fs.writeFileSync(file, YAML.stringify(raw));
-  return file;
-}
-
 async function waitFor(what: () => boolean | Promise<boolean>, ms: number, stepMs = 50): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
@@ -54,9 +38,9 @@ async function waitFor(what: () => boolean | Promise<boolean>, ms: number, stepM
 }
 
 describe('`run` stopped while it sends (pg)', () => {
+  let world: SampleWorld;
   let db: TestDatabase;
   let emu: Emulator;
-  let dir: string;
   let cfg: string;
   let env: NodeJS.ProcessEnv;
   const workers: Worker[] = [];
@@ -75,18 +59,24 @@ describe('`run` stopped while it sends (pg)', () => {
   const outboxEmpty = async () => (await db.db(t.syncRecords).whereIn('status', ['pending', 'sending'])).length === 0;
 
   beforeAll(async () => {
-    db = await createTestDatabase('pg', 'rel_shutdown');
-    await prepareSample(db, { employees: 20, leaves: 120, overtime: 30, trips: 20, outs: 30, seed: 17, now: DateTime.utc().minus({ hours: 1 }) });
-    emu = await startEmulator({ strict: true, rateLimit: 1000 });
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rel-shutdown-'));
-    cfg = configFile(dir);
-    env = { SOURCE_DATABASE_URL: db.url, FEISHU_BASE_URL: emu.url, FEISHU_APP_ID: emu.appId, FEISHU_APP_SECRET: emu.appSecret };
+    world = await withSampleWorld('pg', 'rel_shutdown', {
+      sample: { employees: 20, leaves: 120, overtime: 30, trips: 20, outs: 30, seed: 17, now: DateTime.utc().minus({ hours: 1 }) },
+      emulator: { strict: true, rateLimit: 1000 },
+      tweak: (raw) => {
+        raw.sync.schedule = '*/2 * * * * *'; // every 2 seconds (node-cron seconds field)
+        raw.sync.lock_lease_seconds = 5;
+        raw.feishu.concurrency = 8;
+        raw.feishu.rate_limit = 200;
+        raw.feishu.retry_base_ms = 20;
+        raw.feishu.timeout_ms = 5_000;
+        raw.log = { level: 'info', format: 'json' };
+      },
+    });
+    ({ db, emu, cfg, env } = world);
   });
   afterAll(async () => {
     for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
-    await emu?.close();
-    await db?.drop();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    await world?.close();
   });
 
   it('SIGTERM mid-send: exit 0 well within kill_timeout, nothing left sending; abandoned creates that landed are revoked when their rows are cancelled', async () => {
