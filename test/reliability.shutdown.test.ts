@@ -107,7 +107,7 @@ describe('`run` stopped while it sends (pg)', () => {
     expect(interrupted.length).toBeGreaterThan(0);
 
     // The emulator had those requests already: they are stored although the worker let go.
-    await new Promise((r) => setTimeout(r, 1_700));
+    expect(await waitFor(() => emu.inFlight() === 0, 10_000, 20)).toBe(true);
     const stored = new Set(emu.ledger().map((e) => e.idempotentId));
     const landed = interrupted.filter((r) => r.operation === 'create' && stored.has(r.idempotency_key));
     expect(landed.length).toBeGreaterThan(0);
@@ -146,7 +146,7 @@ describe('`run` stopped while it sends (pg)', () => {
     const deadOwner = String(orphaned[0]!.lease_owner);
     expect(orphaned.every((r) => r.lease_owner === deadOwner && Number(r.lease_until) > Date.now())).toBe(true);
 
-    await new Promise((r) => setTimeout(r, 1_700)); // the requests the dead worker had sent are answered into the void
+    expect(await waitFor(() => emu.inFlight() === 0, 10_000, 20)).toBe(true); // the requests the dead worker had sent are answered into the void
     // Some of those creates landed in Feishu though the dead worker never heard. Their rows are
     // cancelled before the next worker starts: it must revoke them, not just drop the creates.
     const held = new Set(emu.ledger().filter((e) => e.status === 2).map((e) => e.idempotentId));
