@@ -112,7 +112,8 @@ describe('operator workflow on SQLite through the CLI', () => {
     const a = start('a');
     expect(await waitFor(() => /leader lock acquired/.test(a.output()), 15_000)).toBe(true);
     const b = start('b');
-    await new Promise((r) => setTimeout(r, 3_000));
+    // b has checked the lock once and found it taken: it says it is the standby.
+    expect(await waitFor(() => /waiting for the leader lock: another worker is active \(standby\)/.test(b.output()), 15_000)).toBe(true);
     expect(b.output()).toMatch(/worker started/);
     expect(b.output()).not.toMatch(/leader lock acquired/);
     // a new change is synced by the leader
