@@ -30,7 +30,7 @@ import { openPipeline } from '../src/pipeline/wiring.js';
 import { createSampleSchema, seedSample } from '../src/sample/index.js';
 import { migrateLatest } from '../src/state/migrate.js';
 import { iterateChanged, pageQuery } from '../src/source/extract.js';
-import { ADMIN_URLS, createScratchDatabase, type ScratchDatabase } from '../chaos/databases.js';
+import { ADMIN_URLS, createScratchDatabase, type ScratchDatabase } from '../test/helpers/scratch.js';
 import type { AnyKindConfig } from '../src/config/schema.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

@@ -14,7 +14,7 @@
  * servers of TEST_PG_URL / TEST_MYSQL_URL (default: local PostgreSQL and MariaDB).
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { createScratchDatabase, type ServerDialect } from './databases.js';
+import { createScratchDatabase, type ServerDialect } from '../test/helpers/scratch.js';
 import { formatResult, runChaos } from './harness.js';
 import { verdictOk } from './oracle.js';
 import { formatReplay, replayOk, runReplay } from './replay.js';

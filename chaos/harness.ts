@@ -4,7 +4,7 @@ import path from 'node:path';
 import { startEmulator, type Emulator, type FaultSpec, type LedgerEntry } from '../src/emulator/index.js';
 import { seededRandom } from '../src/random.js';
 import { stateTables } from '../src/state/tables.js';
-import type { ChaosDatabase } from './databases.js';
+import type { ChaosDatabase } from '../test/helpers/scratch.js';
 import { verify, type Verdict } from './oracle.js';
 import { emptyChurnCounts, seedSource, SourceChurn, type ChurnCounts, type SeededSource } from './source.js';
 import { leakedSecrets, runWorker, writeWorkerConfig, type ChildOutcome, type KillTrigger, type WorkerSetup } from './worker.js';

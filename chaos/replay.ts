@@ -4,7 +4,7 @@ import path from 'node:path';
 import { startEmulator } from '../src/emulator/index.js';
 import { seededRandom } from '../src/random.js';
 import { stateTables } from '../src/state/tables.js';
-import type { ChaosDatabase } from './databases.js';
+import type { ChaosDatabase } from '../test/helpers/scratch.js';
 import { drain, faultMix, STATE_PREFIX } from './harness.js';
 import { verdictOk, verify, type Verdict } from './oracle.js';
 import { seedSource, SourceChurn } from './source.js';

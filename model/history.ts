@@ -12,7 +12,7 @@ import type { DialectName } from '../src/db/url.js';
 import { startEmulator, type Emulator, type FaultSpec } from '../src/emulator/index.js';
 import { migrateLatest } from '../src/state/migrate.js';
 import { stateTables } from '../src/state/tables.js';
-import { createScratchDatabase } from '../chaos/databases.js';
+import { createScratchDatabase } from '../test/helpers/scratch.js';
 import { clockOffset, realNow, setClockOffset } from './clock.js';
 import { clearModelSource, createModelSchema, EMPLOYEES, judge, modelKinds, ModelSource, verdictTotal, type ContentVerdict, type ModelKind, type ModelRow } from './source.js';
 import { formatStep, isFaultStep, type Step } from './steps.js';

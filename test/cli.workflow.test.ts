@@ -3,47 +3,37 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { DateTime } from 'luxon';
-import YAML from 'yaml';
 import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
-import { activeInLedger, diffLedger, expectedFromSource, prepareSample } from './helpers/pipeline.js';
+import { withSampleWorld, type SampleWorld } from './helpers/sampleWorld.js';
+import { activeInLedger, diffLedger, expectedFromSource } from './helpers/pipeline.js';
 import { CLI, runCli } from './helpers/cli.js';
-import { startEmulator, type Emulator } from '../src/emulator/index.js';
+import type { Emulator } from '../src/emulator/index.js';
 import { sampleNow, sqlTime } from '../src/sample/index.js';
 import { stateTables } from '../src/state/tables.js';
 
 const t = stateTables('attendance_sync_');
 
-/** A config file for the sample schema on `url`, the emulator's URL and credentials in env. */
-function configFile(dir: string, tweak: (raw: any) => void = () => {}): string {
-  const raw = YAML.parse(fs.readFileSync('config/attendance-sync.example.sqlite.yaml', 'utf8'));
-  raw.sync.schedule = '*/2 * * * * *'; // every 2 seconds (node-cron seconds field)
-  raw.sync.lock_lease_seconds = 5;
-  raw.feishu.retry_base_ms = 20;
-  raw.log = { level: 'info', format: 'json' };
-  tweak(raw);
-  const file = path.join(dir, 'config.yaml');
-  fs.writeFileSync(file, YAML.stringify(raw));
-  return file;
-}
-
 describe('operator workflow on SQLite through the CLI', () => {
+  let w: SampleWorld;
   let db: TestDatabase;
   let emu: Emulator;
-  let dir: string;
   let env: NodeJS.ProcessEnv;
   let cfg: string;
   beforeAll(async () => {
-    db = await createTestDatabase('sqlite', 'workflow');
-    await prepareSample(db, { employees: 15, leaves: 40, overtime: 15, trips: 10, outs: 15, seed: 3, startDate: '2026-03-02', days: 30, now: DateTime.utc().minus({ hours: 2 }) });
-    emu = await startEmulator({ strict: true, rateLimit: 200 });
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'workflow-'));
-    env = { SOURCE_DATABASE_URL: db.url, FEISHU_BASE_URL: emu.url, FEISHU_APP_ID: emu.appId, FEISHU_APP_SECRET: emu.appSecret };
-    cfg = configFile(dir, (raw) => (raw.feishu.rate_limit = 100));
+    w = await withSampleWorld('sqlite', 'workflow', {
+      sample: { employees: 15, leaves: 40, overtime: 15, trips: 10, outs: 15, seed: 3, startDate: '2026-03-02', days: 30, now: DateTime.utc().minus({ hours: 2 }) },
+      emulator: { strict: true, rateLimit: 200 },
+      tweak: (raw) => {
+        raw.sync.schedule = '*/2 * * * * *'; // every 2 seconds (node-cron seconds field)
+        raw.sync.lock_lease_seconds = 5;
+        raw.feishu.retry_base_ms = 20;
+        raw.log = { level: 'info', format: 'json' };
+        raw.feishu.rate_limit = 100;
+      },
+    });
+    ({ db, emu, env, cfg } = w);
   });
-  afterAll(async () => {
-    await emu?.close();
-    await db?.drop();
-  });
+  afterAll(async () => w?.close());
 
   it('preview prints payloads and writes nothing', async () => {
     const res = await runCli(['--config', cfg, 'preview', '--kind', 'leave', '--limit', '5'], { env });
@@ -112,7 +102,8 @@ describe('operator workflow on SQLite through the CLI', () => {
     const a = start('a');
     expect(await waitFor(() => /leader lock acquired/.test(a.output()), 15_000)).toBe(true);
     const b = start('b');
-    await new Promise((r) => setTimeout(r, 3_000));
+    // b has checked the lock once and found it taken: it says it is the standby.
+    expect(await waitFor(() => /waiting for the leader lock: another worker is active \(standby\)/.test(b.output()), 15_000)).toBe(true);
     expect(b.output()).toMatch(/worker started/);
     expect(b.output()).not.toMatch(/leader lock acquired/);
     // a new change is synced by the leader

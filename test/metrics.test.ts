@@ -1,13 +1,10 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { DateTime } from 'luxon';
-import YAML from 'yaml';
-import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
-import { activeInLedger, diffLedger, expectedFromSource, prepareSample } from './helpers/pipeline.js';
+import type { TestDatabase } from './helpers/databases.js';
+import { withSampleWorld, type SampleWorld } from './helpers/sampleWorld.js';
+import { activeInLedger, diffLedger, expectedFromSource } from './helpers/pipeline.js';
 import { CLI } from './helpers/cli.js';
-import { startEmulator, type Emulator } from '../src/emulator/index.js';
+import type { Emulator } from '../src/emulator/index.js';
 import { judgeHealth } from '../src/metrics/metrics.js';
 import { watermarkLagSeconds } from '../src/pipeline/read.js';
 import { sqlTime } from '../src/sample/index.js';
@@ -81,37 +78,36 @@ describe('watermarkLagSeconds', () => {
 });
 
 describe('`run` with metrics: /metrics and /healthz over HTTP', () => {
+  let w: SampleWorld;
   let db: TestDatabase;
   let emu: Emulator;
-  let dir: string;
   let child: ChildProcess | undefined;
   let output = '';
   beforeAll(async () => {
-    db = await createTestDatabase('sqlite', 'metrics');
-    // The sample config reads updated_at as Asia/Shanghai wall time.
-    await prepareSample(db, { employees: 10, leaves: 30, overtime: 10, trips: 6, outs: 10, seed: 5, startDate: '2026-03-02', days: 30, now: DateTime.now().setZone('Asia/Shanghai').minus({ hours: 2 }) });
-    emu = await startEmulator({ strict: true, rateLimit: 200 });
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'metrics-'));
+    w = await withSampleWorld('sqlite', 'metrics', {
+      // The sample config reads updated_at as Asia/Shanghai wall time.
+      sample: { employees: 10, leaves: 30, overtime: 10, trips: 6, outs: 10, seed: 5, startDate: '2026-03-02', days: 30, now: DateTime.now().setZone('Asia/Shanghai').minus({ hours: 2 }) },
+      emulator: { strict: true, rateLimit: 200 },
+      tweak: (raw) => {
+        raw.sync.schedule = '*/2 * * * * *';
+        raw.sync.lock_lease_seconds = 5;
+        raw.feishu.retry_base_ms = 20;
+        raw.feishu.rate_limit = 100;
+        raw.feishu.monthly_quota = 100_000;
+        raw.log = { level: 'info', format: 'json' };
+        raw.metrics = { enabled: true, host: '127.0.0.1', port: 0 };
+      },
+    });
+    ({ db, emu } = w);
   });
   afterAll(async () => {
     if (child && child.exitCode === null) child.kill('SIGKILL');
-    await emu?.close();
-    await db?.drop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await w?.close();
   });
 
   it('counts what it synced, reports lag and stage times, and turns unhealthy when sending halts', async () => {
-    const raw = YAML.parse(fs.readFileSync('config/attendance-sync.example.sqlite.yaml', 'utf8'));
-    raw.sync.schedule = '*/2 * * * * *';
-    raw.sync.lock_lease_seconds = 5;
-    raw.feishu.retry_base_ms = 20;
-    raw.feishu.rate_limit = 100;
-    raw.feishu.monthly_quota = 100_000;
-    raw.log = { level: 'info', format: 'json' };
-    raw.metrics = { enabled: true, host: '127.0.0.1', port: 0 };
-    const cfg = path.join(dir, 'config.yaml');
-    fs.writeFileSync(cfg, YAML.stringify(raw));
-    const env = { PATH: process.env.PATH, TZ: 'UTC', SOURCE_DATABASE_URL: db.url, FEISHU_BASE_URL: emu.url, FEISHU_APP_ID: emu.appId, FEISHU_APP_SECRET: emu.appSecret };
+    const cfg = w.cfg;
+    const env = { PATH: process.env.PATH, TZ: 'UTC', ...w.env };
     child = spawn(process.execPath, [CLI, '--config', cfg, 'run'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (output += d.toString()));

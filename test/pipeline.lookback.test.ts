@@ -6,9 +6,9 @@ import { runCycle } from '../src/pipeline/cycle.js';
 import { sqlTime } from '../src/sample/index.js';
 import { getWatermark } from '../src/state/watermarks.js';
 import { stateTables } from '../src/state/tables.js';
+import { testClock } from './helpers/clock.js';
 
 const t = stateTables('attendance_sync_');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /*
  * The lookback window re-reads rows just behind the watermark for transactions that commit
@@ -36,7 +36,9 @@ describe.each(dialectsUnderTest())('lookback window on %s', (dialect) => {
       raw.feishu.rate_limit = 1000;
       for (const k of ['overtime', 'trip', 'out']) delete raw.kinds[k];
     });
-    const p = testPipeline(db, config);
+    const clock = testClock();
+    const base = testPipeline(db, config);
+    const p = { ...base, deps: { ...base.deps, now: clock.now } };
     const first = await runCycle(p.deps);
     expect(first.plan.read).toBe(200);
     // Right after: the whole bulk lies inside the window and is re-read (and found unchanged).
@@ -62,7 +64,7 @@ describe.each(dialectsUnderTest())('lookback window on %s', (dialect) => {
     expect(third.plan.created).toBe(1);
     expect(emu.ledger().some((e) => e.item.reason === '晚提交的事务')).toBe(true);
     // More than 2 × lookback later a complete re-read settles the window…
-    await sleep(2_200);
+    clock.advance(2_200);
     const fourth = await runCycle(p.deps);
     expect(fourth.plan.read).toBe(201);
     // …and from then on an idle poll reads nothing.

@@ -1,14 +1,12 @@
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import { DateTime } from 'luxon';
-import YAML from 'yaml';
-import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
-import { expectLedgerMatchesSource, prepareSample } from './helpers/pipeline.js';
+import type { TestDatabase } from './helpers/databases.js';
+import { withSampleWorld, type SampleWorld } from './helpers/sampleWorld.js';
+import { expectLedgerMatchesSource } from './helpers/pipeline.js';
 import { CLI } from './helpers/cli.js';
-import { startEmulator, type Emulator } from '../src/emulator/index.js';
+import type { Emulator } from '../src/emulator/index.js';
 import { createLogger } from '../src/log/logger.js';
 import { cancelRows, touchRows } from '../src/sample/index.js';
 import { createLeaderLock } from '../src/state/lock.js';
@@ -30,20 +28,6 @@ const KILL_TIMEOUT_MS = Number(/kill_timeout:\s*(\d+)/.exec(fs.readFileSync('eco
 type SyncRow = Record<string, any>;
 type Worker = ChildProcess & { output: () => string; exited: Promise<number | null> };
 
-function configFile(dir: string): string {
-  const raw = YAML.parse(fs.readFileSync('config/attendance-sync.example.postgres.yaml', 'utf8'));
-  raw.sync.schedule = '*/2 * * * * *'; // every 2 seconds (node-cron seconds field)
-  raw.sync.lock_lease_seconds = 5;
-  raw.feishu.concurrency = 8;
-  raw.feishu.rate_limit = 200;
-  raw.feishu.retry_base_ms = 20;
-  raw.feishu.timeout_ms = 5_000;
-  raw.log = { level: 'info', format: 'json' };
-  const file = path.join(dir, 'config.yaml');
-  fs.writeFileSync(file, YAML.stringify(raw));
-  return file;
-}
-
 async function waitFor(what: () => boolean | Promise<boolean>, ms: number, stepMs = 50): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
@@ -54,9 +38,9 @@ async function waitFor(what: () => boolean | Promise<boolean>, ms: number, stepM
 }
 
 describe('`run` stopped while it sends (pg)', () => {
+  let world: SampleWorld;
   let db: TestDatabase;
   let emu: Emulator;
-  let dir: string;
   let cfg: string;
   let env: NodeJS.ProcessEnv;
   const workers: Worker[] = [];
@@ -75,18 +59,24 @@ describe('`run` stopped while it sends (pg)', () => {
   const outboxEmpty = async () => (await db.db(t.syncRecords).whereIn('status', ['pending', 'sending'])).length === 0;
 
   beforeAll(async () => {
-    db = await createTestDatabase('pg', 'rel_shutdown');
-    await prepareSample(db, { employees: 20, leaves: 120, overtime: 30, trips: 20, outs: 30, seed: 17, now: DateTime.utc().minus({ hours: 1 }) });
-    emu = await startEmulator({ strict: true, rateLimit: 1000 });
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rel-shutdown-'));
-    cfg = configFile(dir);
-    env = { SOURCE_DATABASE_URL: db.url, FEISHU_BASE_URL: emu.url, FEISHU_APP_ID: emu.appId, FEISHU_APP_SECRET: emu.appSecret };
+    world = await withSampleWorld('pg', 'rel_shutdown', {
+      sample: { employees: 20, leaves: 120, overtime: 30, trips: 20, outs: 30, seed: 17, now: DateTime.utc().minus({ hours: 1 }) },
+      emulator: { strict: true, rateLimit: 1000 },
+      tweak: (raw) => {
+        raw.sync.schedule = '*/2 * * * * *'; // every 2 seconds (node-cron seconds field)
+        raw.sync.lock_lease_seconds = 5;
+        raw.feishu.concurrency = 8;
+        raw.feishu.rate_limit = 200;
+        raw.feishu.retry_base_ms = 20;
+        raw.feishu.timeout_ms = 5_000;
+        raw.log = { level: 'info', format: 'json' };
+      },
+    });
+    ({ db, emu, cfg, env } = world);
   });
   afterAll(async () => {
     for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
-    await emu?.close();
-    await db?.drop();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    await world?.close();
   });
 
   it('SIGTERM mid-send: exit 0 well within kill_timeout, nothing left sending; abandoned creates that landed are revoked when their rows are cancelled', async () => {
@@ -117,7 +107,7 @@ describe('`run` stopped while it sends (pg)', () => {
     expect(interrupted.length).toBeGreaterThan(0);
 
     // The emulator had those requests already: they are stored although the worker let go.
-    await new Promise((r) => setTimeout(r, 1_700));
+    expect(await waitFor(() => emu.inFlight() === 0, 10_000, 20)).toBe(true);
     const stored = new Set(emu.ledger().map((e) => e.idempotentId));
     const landed = interrupted.filter((r) => r.operation === 'create' && stored.has(r.idempotency_key));
     expect(landed.length).toBeGreaterThan(0);
@@ -156,7 +146,7 @@ describe('`run` stopped while it sends (pg)', () => {
     const deadOwner = String(orphaned[0]!.lease_owner);
     expect(orphaned.every((r) => r.lease_owner === deadOwner && Number(r.lease_until) > Date.now())).toBe(true);
 
-    await new Promise((r) => setTimeout(r, 1_700)); // the requests the dead worker had sent are answered into the void
+    expect(await waitFor(() => emu.inFlight() === 0, 10_000, 20)).toBe(true); // the requests the dead worker had sent are answered into the void
     // Some of those creates landed in Feishu though the dead worker never heard. Their rows are
     // cancelled before the next worker starts: it must revoke them, not just drop the creates.
     const held = new Set(emu.ledger().filter((e) => e.status === 2).map((e) => e.idempotentId));

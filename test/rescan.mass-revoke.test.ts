@@ -1,12 +1,9 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { DateTime } from 'luxon';
-import YAML from 'yaml';
-import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
-import { activeInLedger, prepareSample } from './helpers/pipeline.js';
+import type { TestDatabase } from './helpers/databases.js';
+import { withSampleWorld, type SampleWorld } from './helpers/sampleWorld.js';
+import { activeInLedger } from './helpers/pipeline.js';
 import { runCli } from './helpers/cli.js';
-import { startEmulator, type Emulator } from '../src/emulator/index.js';
+import type { Emulator } from '../src/emulator/index.js';
 import { stateTables } from '../src/state/tables.js';
 
 const t = stateTables('attendance_sync_');
@@ -16,27 +13,24 @@ const t = stateTables('attendance_sync_');
  * looks to the rescan as if every record was deleted. It must not revoke them all.
  */
 describe('a rescan against an emptied source, through the CLI', () => {
+  let w: SampleWorld;
   let db: TestDatabase;
   let emu: Emulator;
   let env: NodeJS.ProcessEnv;
   let cfg: string;
   beforeAll(async () => {
-    db = await createTestDatabase('sqlite', 'mass_revoke');
-    await prepareSample(db, { employees: 8, leaves: 24, overtime: 0, trips: 0, outs: 0, seed: 23, startDate: DateTime.utc().minus({ days: 10 }).toISODate()!, days: 8, now: DateTime.utc().minus({ hours: 2 }) });
-    emu = await startEmulator({ strict: true, rateLimit: 500 });
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mass-revoke-'));
-    const raw = YAML.parse(fs.readFileSync('config/attendance-sync.example.sqlite.yaml', 'utf8'));
-    raw.kinds = { leave: raw.kinds.leave };
-    raw.feishu.retry_base_ms = 20;
-    raw.log = { level: 'info', format: 'json' };
-    cfg = path.join(dir, 'config.yaml');
-    fs.writeFileSync(cfg, YAML.stringify(raw));
-    env = { SOURCE_DATABASE_URL: db.url, FEISHU_BASE_URL: emu.url, FEISHU_APP_ID: emu.appId, FEISHU_APP_SECRET: emu.appSecret };
+    w = await withSampleWorld('sqlite', 'mass_revoke', {
+      sample: { employees: 8, leaves: 24, overtime: 0, trips: 0, outs: 0, seed: 23, startDate: DateTime.utc().minus({ days: 10 }).toISODate()!, days: 8, now: DateTime.utc().minus({ hours: 2 }) },
+      emulator: { strict: true, rateLimit: 500 },
+      tweak: (raw) => {
+        raw.kinds = { leave: raw.kinds.leave };
+        raw.feishu.retry_base_ms = 20;
+        raw.log = { level: 'info', format: 'json' };
+      },
+    });
+    ({ db, emu, env, cfg } = w);
   });
-  afterAll(async () => {
-    await emu?.close();
-    await db?.drop();
-  });
+  afterAll(async () => w?.close());
 
   it('refuses the mass revoke with one error line and exit 1; a single deletion and --allow-mass-revoke go through', async () => {
     expect((await runCli(['--config', cfg, 'once'], { env })).code).toBe(0);

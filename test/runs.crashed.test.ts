@@ -1,13 +1,9 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { DateTime } from 'luxon';
-import YAML from 'yaml';
-import { createTestDatabase, type TestDatabase } from './helpers/databases.js';
-import { prepareSample } from './helpers/pipeline.js';
+import type { TestDatabase } from './helpers/databases.js';
+import { withSampleWorld, type SampleWorld } from './helpers/sampleWorld.js';
 import { CLI, runCli } from './helpers/cli.js';
-import { startEmulator, type Emulator } from '../src/emulator/index.js';
+import type { Emulator } from '../src/emulator/index.js';
 import { stateTables } from '../src/state/tables.js';
 
 const t = stateTables('attendance_sync_');
@@ -22,28 +18,25 @@ async function waitFor(what: () => Promise<boolean>, ms: number): Promise<boolea
 }
 
 describe('a run left running by a killed worker', () => {
+  let w: SampleWorld;
   let db: TestDatabase;
   let emu: Emulator;
   let env: NodeJS.ProcessEnv;
   let cfg: string;
   beforeAll(async () => {
-    db = await createTestDatabase('sqlite', 'runs_crashed');
-    await prepareSample(db, { employees: 5, leaves: 12, overtime: 0, trips: 0, outs: 0, seed: 5, startDate: '2026-03-02', days: 10, now: DateTime.utc().minus({ hours: 2 }) });
-    // Every answer takes a second: the worker is killed in the middle of its first cycle.
-    emu = await startEmulator({ strict: true, rateLimit: 200, latencyMs: 1_000 });
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'runs-crashed-'));
-    const raw = YAML.parse(fs.readFileSync('config/attendance-sync.example.sqlite.yaml', 'utf8'));
-    raw.sync.lock_lease_seconds = 5;
-    raw.feishu.timeout_ms = 5_000;
-    raw.log = { level: 'info', format: 'json' };
-    cfg = path.join(dir, 'config.yaml');
-    fs.writeFileSync(cfg, YAML.stringify(raw));
-    env = { SOURCE_DATABASE_URL: db.url, FEISHU_BASE_URL: emu.url, FEISHU_APP_ID: emu.appId, FEISHU_APP_SECRET: emu.appSecret };
+    w = await withSampleWorld('sqlite', 'runs_crashed', {
+      sample: { employees: 5, leaves: 12, overtime: 0, trips: 0, outs: 0, seed: 5, startDate: '2026-03-02', days: 10, now: DateTime.utc().minus({ hours: 2 }) },
+      // Every answer takes a second: the worker is killed in the middle of its first cycle.
+      emulator: { strict: true, rateLimit: 200, latencyMs: 1_000 },
+      tweak: (raw) => {
+        raw.sync.lock_lease_seconds = 5;
+        raw.feishu.timeout_ms = 5_000;
+        raw.log = { level: 'info', format: 'json' };
+      },
+    });
+    ({ db, emu, env, cfg } = w);
   });
-  afterAll(async () => {
-    await emu?.close();
-    await db?.drop();
-  });
+  afterAll(async () => w?.close());
 
   it('is marked crashed by the next worker that takes the lock, and status shows it', async () => {
     const child = spawn(process.execPath, [CLI, '--config', cfg, 'run'], { env: { PATH: process.env.PATH, TZ: 'UTC', ...env }, stdio: ['ignore', 'ignore', 'ignore'] });

@@ -16,6 +16,8 @@ export interface Emulator {
   /** How often each idempotent_id was posted. */
   posts(): Record<string, number>;
   stats(): EmulatorStats;
+  /** Attendance calls being answered right now. */
+  inFlight(): number;
   /** Every tenant access token issued so far. */
   issuedTokens(): string[];
   reset(): void;
@@ -41,6 +43,7 @@ export async function startEmulator(options: Partial<EmulatorOptions> = {}): Pro
     ledger: () => emu.ledger.all().map((e) => ({ ...e })),
     posts: () => emu.ledger.postCounts(),
     stats: () => emu.stats(),
+    inFlight: () => emu.inFlight,
     issuedTokens: () => emu.issuedTokens(),
     reset: () => emu.reset(),
     setOptions: (p) => emu.setOptions(p),

@@ -162,7 +162,19 @@ export class EmulatorServer {
     return fail(429, 99991403, "This month's API call quota has been exceeded");
   }
 
+  /** Attendance calls being answered right now (latency, slow faults): tests wait for 0 instead of sleeping. */
+  inFlight = 0;
+
   private async attendance(endpoint: Endpoint, url: URL, body: unknown): Promise<Answer> {
+    this.inFlight++;
+    try {
+      return await this.answerAttendance(endpoint, url, body);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private async answerAttendance(endpoint: Endpoint, url: URL, body: unknown): Promise<Answer> {
     const limited = this.rateLimit(endpoint);
     if (limited) return limited;
     if (this.opts.latencyMs > 0) await new Promise((r) => setTimeout(r, this.opts.latencyMs));

@@ -25,6 +25,8 @@ export interface PipelineDeps {
   readonly metrics?: Metrics | undefined;
   /** Counts successful Feishu calls per month (feishu.monthly_quota). */
   readonly quota?: QuotaMeter | undefined;
+  /** The clock the lookback window is judged by (epoch ms); `Date.now` when absent. Tests advance it. */
+  readonly now?: (() => number) | undefined;
 }
 
 export function enabledKinds(config: ResolvedConfig): Array<[Kind, AnyKindConfig]> {

@@ -24,7 +24,7 @@ export async function readChanges(deps: PipelineDeps, kind: Kind, cfg: AnyKindCo
   const total = emptyPlanCounts();
   let position: Cursor | null = await getCursor(deps.state, deps.t, kind);
   position ??= await applyStartFrom(deps, kind, cfg);
-  const window = deps.lookback.begin(kind, position, deps.config.sync.lookback_seconds);
+  const window = deps.lookback.begin(kind, position, deps.config.sync.lookback_seconds, (deps.now ?? Date.now)());
   const zone = cfg.time_zone ?? deps.config.source.time_zone;
   const horizon = cfg.cursor.mode === 'updated_at' ? { atMs: (await sourceNow(deps.source)) + deps.config.sync.future_margin_seconds * 1000, zone } : undefined;
   const pages = iterateChanged(deps.source, cfg, position, { pageSize: deps.config.sync.page_size, lookbackSeconds: window.lookbackSeconds, floor: await startFloor(deps, kind, cfg), horizon });

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { connect, type Knex } from '../../src/db/connect.js';
-import { ADMIN_URLS, createScratchDatabase } from '../../chaos/databases.js';
+import { ADMIN_URLS, createScratchDatabase } from './scratch.js';
 import type { DialectName } from '../../src/db/url.js';
 
 /**

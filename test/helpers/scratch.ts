@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
-import { connect, type Knex } from '../src/db/connect.js';
-import type { DialectName } from '../src/db/url.js';
+import { connect, type Knex } from '../../src/db/connect.js';
+import type { DialectName } from '../../src/db/url.js';
 
 export type ServerDialect = Exclude<DialectName, 'sqlite'>;
 
@@ -10,7 +10,7 @@ export const ADMIN_URLS: Readonly<Record<ServerDialect, string>> = {
   mysql: process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test',
 };
 
-/** A database the chaos run owns: the sample HR tables and the state tables live in it. */
+/** A database on a local server that a run owns: the sample HR tables and the state tables live in it. */
 export interface ChaosDatabase {
   readonly dialect: DialectName;
   readonly url: string;
