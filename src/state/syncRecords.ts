@@ -76,7 +76,8 @@ export interface NewOperation {
 
 type Row = Record<string, unknown>;
 
-function fromRow(r: Row): SyncRecord {
+/** A sync table row as read by knex, typed. */
+export function fromRow(r: Row): SyncRecord {
   return {
     id: Number(r.id),
     kind: r.kind as Kind,
