@@ -83,7 +83,7 @@ async function approvedKeys(w: World): Promise<number[]> {
 
 const shiftHour = (wall: string, hours: number) => DateTime.fromFormat(wall, 'yyyy-MM-dd HH:mm:ss').plus({ hours }).toFormat('yyyy-MM-dd HH:mm:ss');
 
-describe.each(['sqlite', 'pg'] as const)('reconcile finds and repairs every kind of drift (CLI, %s)', (dialect) => {
+describe.each(['sqlite', 'pg', 'mysql'] as const)('reconcile finds and repairs every kind of drift (CLI, %s)', (dialect) => {
   let w: World;
   afterAll(async () => w?.close());
 
