@@ -85,6 +85,8 @@ const TYPE_FIELDS: Readonly<Record<Kind, readonly string[]>> = Object.freeze({
 export function differences(sent: Record<string, unknown>, sentZone: string, found: FeishuItem): string[] {
   const out: string[] = [];
   for (const f of ['start_time', 'end_time']) {
+    // Same zone: the wall clocks compare as they are (parsing every time costs seconds for thousands).
+    if (found.timeZone === sentZone && sent[f] === found.item[f]) continue;
     const a = instant(sent[f], sentZone);
     const b = instant(found.item[f], found.timeZone);
     if (a !== null && b !== null && a !== b) out.push(`${f} ${String(found.item[f])}${found.timeZone ? '' : ' (UTC)'} in Feishu, ${String(sent[f])} sent`);

@@ -108,21 +108,32 @@ export async function reconcile(deps: PipelineDeps, o: ReconcileOptions): Promis
   // 3. Read what Feishu holds as approved.
   let calls = 0;
   let total = planned;
+  // Calls run `feishu.concurrency` at a time; the client's limiter keeps them within the rate limit.
   const query = async (userIds: readonly string[], status: number): Promise<QueriedUserApproval[]> => {
     const out: QueriedUserApproval[] = [];
     if (queriedTo < o.from) return out;
+    const bodies: QueryUserApprovalsInput[] = [];
     for (const w of dateWindows(ymdOf(o.from), ymdOf(queriedTo), now, zone, 'PeriodTime')) {
-      for (const part of chunkUserIds(userIds)) {
+      for (const part of chunkUserIds(userIds)) bodies.push({ user_ids: part, check_date_from: w.from, check_date_to: w.to, check_date_type: w.type, status } as QueryUserApprovalsInput);
+    }
+    let next = 0;
+    let failure: unknown = null;
+    const worker = async () => {
+      while (failure === null && next < bodies.length) {
+        const body = bodies[next++]!;
         if (o.signal?.aborted) throw new AppError('RECONCILE_ABORTED', 'reconcile interrupted');
-        const body = { user_ids: part, check_date_from: w.from, check_date_to: w.to, check_date_type: w.type, status } as QueryUserApprovalsInput;
         try {
           out.push(...(await deps.client.queryUserApprovals(employeeType, body, { signal: o.signal })).user_approvals);
+        } catch (err) {
+          failure ??= err;
         } finally {
           calls++;
           o.onProgress?.(calls, total);
         }
       }
-    }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(deps.config.feishu.concurrency, bodies.length)) }, worker));
+    if (failure !== null) throw failure;
     return out;
   };
   const active = flattenItems(await queryOrExplain(() => query(userList, 2)), o.kinds);
