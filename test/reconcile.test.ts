@@ -203,3 +203,27 @@ describe('run reconciles on sync.reconcile_schedule (SQLite)', () => {
     await expectFeishuMatchesSource(w);
   }, 120_000);
 });
+
+describe('reconcile stays within the monthly quota (SQLite)', () => {
+  let w: World;
+  afterAll(async () => w?.close());
+
+  it('refuses to start when feishu.monthly_quota leaves fewer calls than it needs, naming the figures', async () => {
+    w = await world('sqlite', 'rec_quota', { startDate: '2026-03-02', days: 20, tweak: (raw) => (raw.feishu.monthly_quota = 3) });
+    expect((await w.cli('once')).code).toBe(0); // more than 3 creates: the count is past the limit
+    const queriesBefore = w.emu.stats().calls.query;
+    const r = await w.cli('reconcile', '--from', '2026-03-01', '--to', '2026-03-31');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/needs at least 2 query call\(s\) but only 0 of the monthly quota \(\d+ of 3 used in \d{4}-\d{2}\) are left/);
+    expect(w.emu.stats().calls.query).toBe(queriesBefore);
+  }, 120_000);
+
+  it('rejects bad arguments with exit 2, naming the option', async () => {
+    const r = await w.cli('reconcile', '--from', '2026-03-31', '--to', '2026-03-01');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--to: must not be before --from/);
+    const k = await w.cli('reconcile', '--from', '2026-03-01', '--to', '2026-03-31', '--kinds', 'trip');
+    expect(k.code).toBe(2);
+    expect(k.stderr).toMatch(/--kinds: trip is not configured/);
+  }, 60_000);
+});
