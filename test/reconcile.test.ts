@@ -31,9 +31,9 @@ interface World {
   close: () => Promise<void>;
 }
 
-async function world(dialect: DialectName, label: string, o: { startDate: string; days: number; tweak?: (raw: any) => void }): Promise<World> {
+async function world(dialect: DialectName, label: string, o: { startDate: string; days: number; leaves?: number; tweak?: (raw: any) => void }): Promise<World> {
   const db = await createTestDatabase(dialect, label);
-  await prepareSample(db, { employees: 8, leaves: 14, overtime: 0, trips: 0, outs: 0, seed: 11, startDate: o.startDate, days: o.days, now: DateTime.utc().minus({ hours: 2 }) });
+  await prepareSample(db, { employees: 8, leaves: o.leaves ?? 14, overtime: 0, trips: 0, outs: 0, seed: 11, startDate: o.startDate, days: o.days, now: DateTime.utc().minus({ hours: 2 }) });
   const emu = await startEmulator({ strict: true, rateLimit: 500 });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${label}-`));
   const example = dialect === 'sqlite' ? 'config/attendance-sync.example.sqlite.yaml' : 'config/attendance-sync.example.postgres.yaml';
@@ -171,8 +171,9 @@ describe('run reconciles on sync.reconcile_schedule (SQLite)', () => {
   it('an admin-revoked record is re-created by the daemon, and the drift metric counts it', async () => {
     const today = DateTime.now().setZone('Asia/Shanghai');
     w = await world('sqlite', 'rec_run', {
-      startDate: today.minus({ days: 5 }).toISODate()!,
-      days: 3,
+      startDate: today.minus({ days: 7 }).toISODate()!,
+      days: 6,
+      leaves: 5,
       tweak: (raw) => {
         raw.sync.schedule = '*/1 * * * * *';
         raw.sync.reconcile_schedule = '*/2 * * * * *';
