@@ -7,6 +7,7 @@ import { runCycle } from '../src/pipeline/cycle.js';
 import { Sender } from '../src/send/sender.js';
 import { claimDue } from '../src/state/outbox.js';
 import { stateTables } from '../src/state/tables.js';
+import { OPERATION_JITTER_FLOOR } from '../src/retryPolicy.js';
 
 const t = stateTables('attendance_sync_');
 
@@ -39,9 +40,7 @@ describe.each(dialectsUnderTest())('sender on %s', (dialect) => {
       namespace: p.deps.config.sync.namespace,
       owner,
       concurrency: 2,
-      maxAttempts,
-      retryBaseMs: 1,
-      retryMaxMs: 5,
+      retry: { maxAttempts, baseMs: 1, capMs: 5, floor: OPERATION_JITTER_FLOOR },
       leaseMs: 30_000,
       logger: p.deps.logger,
     });

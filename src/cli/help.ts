@@ -10,6 +10,7 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   backfill: ['npx attendance-sync backfill --from 2026-01-01 --to 2026-03-31 --dry-run', 'npx attendance-sync backfill --from 2026-01-01 --to 2026-03-31 --kinds leave,trip'],
   status: ['npx attendance-sync status', 'npx attendance-sync status --json'],
   retry: ['npx attendance-sync retry --status failed --kind leave', 'npx attendance-sync retry --status dead --id 1234'],
+  reconcile: ['npx attendance-sync reconcile --from 2026-03-01 --to 2026-03-31', 'npx attendance-sync reconcile --from 2026-03-01 --to 2026-03-31 --repair'],
   emulator: ['npx attendance-sync emulator --port 8787 --strict --faults 5xx=0.05'],
   demo: ['npx attendance-sync demo --dir ./data/demo'],
   'config-reference': ['npx attendance-sync config-reference > docs/configuration.md'],

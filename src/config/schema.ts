@@ -273,6 +273,18 @@ export const configSchema = z
           .describe('idempotency namespace: part of every idempotent_id; never change it after going live'),
         rescan_window_days: z.number().int().min(0).max(400).default(45).describe('rescan compares records with effective dates in the last N days (0: off)'),
         rescan_schedule: cronExpression.default('17 3 * * *').describe('when `run` rescans (catches untrustworthy timestamps and hard deletes)'),
+        reconcile_schedule: z
+          .union([z.literal('0'), cronExpression])
+          .default('43 2 * * *')
+          .describe('when `run` reconciles the recent window with Feishu (`reconcile`); "0": never'),
+        reconcile_window_days: z
+          .number()
+          .int()
+          .min(1)
+          .max(400)
+          .default(7)
+          .describe('the days up to today that the scheduled reconcile compares (one query call per 50 users and 29 days)'),
+        reconcile_repair: z.boolean().default(true).describe('the scheduled reconcile repairs the drift it finds (through the outbox), as `reconcile --repair`'),
         max_revoke_fraction: z
           .number()
           .min(0)
@@ -297,6 +309,9 @@ export const configSchema = z
         namespace: 'fas',
         rescan_window_days: 45,
         rescan_schedule: '17 3 * * *',
+        reconcile_schedule: '43 2 * * *',
+        reconcile_window_days: 7,
+        reconcile_repair: true,
         max_revoke_fraction: 0.5,
         lock_lease_seconds: 30,
         shutdown_timeout_ms: 8_000,

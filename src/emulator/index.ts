@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { EmulatorServer, type EmulatorStats } from './server.js';
 import type { LedgerEntry } from './ledger.js';
 import type { EmulatorOptions } from './options.js';
+import type { Kind } from '../kinds.js';
 
 export { parseFaults, DEFAULT_OPTIONS, FAULT_KINDS, type EmulatorOptions, type FaultSpec, type FaultKind } from './options.js';
 export type { EmulatorStats } from './server.js';
@@ -22,6 +23,13 @@ export interface Emulator {
   issuedTokens(): string[];
   reset(): void;
   setOptions(partial: Partial<EmulatorOptions>): void;
+  /** Console actions: an admin withdraws, edits or creates an approval; or Feishu loses one. */
+  admin: {
+    revoke(approvalId: string): boolean;
+    edit(approvalId: string, fields: Record<string, unknown>): boolean;
+    create(o: { userId: string; kind: Kind; item: Record<string, unknown>; date?: string }): string;
+    delete(approvalId: string): boolean;
+  };
   close(): Promise<void>;
 }
 
@@ -47,6 +55,12 @@ export async function startEmulator(options: Partial<EmulatorOptions> = {}): Pro
     issuedTokens: () => emu.issuedTokens(),
     reset: () => emu.reset(),
     setOptions: (p) => emu.setOptions(p),
+    admin: {
+      revoke: (id) => emu.adminRevoke(id),
+      edit: (id, fields) => emu.adminEdit(id, fields),
+      create: (o) => emu.adminCreate(o),
+      delete: (id) => emu.adminDelete(id),
+    },
     close: () =>
       new Promise<void>((resolve) => {
         emu.server.closeAllConnections();

@@ -50,6 +50,11 @@ export class Ledger {
     for (const k of idempotentIds) this.byIdempotent.set(k, { approvalIds: [...approvalIds], response });
   }
 
+  /** Remove an entry (a record Feishu lost, or never stored): returns whether it existed. */
+  delete(approvalId: string): boolean {
+    return this.entries.delete(approvalId);
+  }
+
   get(approvalId: string): LedgerEntry | undefined {
     return this.entries.get(approvalId);
   }

@@ -107,6 +107,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly drift = new client.Counter({
+    name: 'attendance_sync_drift_total',
+    help: 'Drift reconcile found between Feishu and the sync table, by kind and type (missing-in-feishu, revoked-in-feishu, active-in-feishu, differs, foreign)',
+    labelNames: ['kind', 'type'] as const,
+    registers: [this.registry],
+  });
+
   readonly leader = new client.Gauge({
     name: 'attendance_sync_leader',
     help: '1 while this process holds the leader lock',

@@ -3,7 +3,7 @@
  * An *operation* is one row: a create or a revoke of one version of a *record* (one source
  * row's state, records.ts). The modules under outbox/ are the table's only writers.
  */
-export { OP_STATUS, OPERATION_TYPES, mayExistInFeishu, revokeOf } from './outbox/operation.js';
+export { OP_STATUS, OPERATION_TYPES, mayExistInFeishu, revokeOf, fromRow } from './outbox/operation.js';
 export type { OpStatus, OperationType, OutboxOperation, NewOperation } from './outbox/operation.js';
 export { insertOperations, markSuperseded, findById, createsByKeys, revokedCreateIds } from './outbox/plan.js';
 export { claimDue, renewLeases, releaseLeases, reclaimOrphanedLeases } from './outbox/claim.js';

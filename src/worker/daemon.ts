@@ -14,10 +14,12 @@ export interface DaemonLock {
 export interface DaemonOptions {
   readonly lock: DaemonLock;
   /** One sync cycle; must stop soon after `signal` aborts. */
-  readonly runCycle: (signal: AbortSignal, opts: { rescan: boolean }) => Promise<unknown>;
+  readonly runCycle: (signal: AbortSignal, opts: { rescan: boolean; reconcile: boolean }) => Promise<unknown>;
   readonly schedule: string;
   /** Cron expression for the periodic rescan; null: never. */
   readonly rescanSchedule: string | null;
+  /** Cron expression for the periodic reconcile (after the cycle of the next tick); null: never. */
+  readonly reconcileSchedule?: string | null | undefined;
   readonly leaseMs: number;
   readonly shutdownTimeoutMs: number;
   readonly logger: Logger;
@@ -44,6 +46,7 @@ export class Daemon {
   private timers: NodeJS.Timeout[] = [];
   private tasks: ScheduledTask[] = [];
   private rescanDue = false;
+  private reconcileDue = false;
   private stopped!: Promise<void>;
   private resolveStopped!: () => void;
   private waitingLoggedAt: number | null = null;
@@ -67,6 +70,13 @@ export class Daemon {
         cron.schedule(this.opts.rescanSchedule, () => {
           this.rescanDue = true;
         }, { name: 'attendance-sync-rescan' }),
+      );
+    }
+    if (this.opts.reconcileSchedule) {
+      this.tasks.push(
+        cron.schedule(this.opts.reconcileSchedule, () => {
+          this.reconcileDue = true;
+        }, { name: 'attendance-sync-reconcile' }),
       );
     }
     const renewEvery = Math.max(500, Math.floor(this.opts.leaseMs / 3));
@@ -133,11 +143,14 @@ export class Daemon {
     this.cycleAbort = abort;
     const rescan = this.rescanDue;
     this.rescanDue = false;
+    const reconcile = this.reconcileDue;
+    this.reconcileDue = false;
     this.cycle = this.opts
-      .runCycle(abort.signal, { rescan })
+      .runCycle(abort.signal, { rescan, reconcile })
       .catch((err: unknown) => {
         this.opts.logger.error('cycle failed', { error: describeError(err) });
         if (rescan) this.rescanDue = true;
+        if (reconcile) this.reconcileDue = true;
       })
       .finally(() => {
         this.cycle = null;

@@ -11,8 +11,9 @@ import { register as preview } from './preview.js';
 import { register as demo } from './demo.js';
 import { register as configReference } from './config-reference.js';
 import { register as rebindTenant } from './rebind-tenant.js';
+import { register as reconcile } from './reconcile.js';
 
 /** Every subcommand, in the order --help lists them. */
 export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
-  migrate, checkConfig, once, run, status, retry, backfill, rebindTenant, preview, emulator, demo, configReference,
+  migrate, checkConfig, once, run, status, retry, backfill, reconcile, rebindTenant, preview, emulator, demo, configReference,
 ];

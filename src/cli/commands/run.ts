@@ -5,6 +5,7 @@ import { Daemon } from '../../worker/daemon.js';
 import { judgeHealth, Metrics, startMetricsServer, type HealthInput } from '../../metrics/metrics.js';
 import { describeError } from '../../errors.js';
 import { loadContext } from '../context.js';
+import { scheduledReconcile } from '../../reconcile/scheduled.js';
 import { TenantMismatchError } from '../../state/tenant.js';
 
 export function register(program: Command): void {
@@ -39,6 +40,7 @@ export function register(program: Command): void {
         runCycle: async (signal, o) => {
           try {
             const r = await runCycle(p.deps, { signal, rescan: o.rescan });
+            if (o.reconcile && !signal.aborted) await scheduledReconcile(p.deps, signal);
             lastCycle = { at: Date.now(), outcome: r.outcome, halted: r.send.halted, haltReason: r.send.haltReason, error: r.error };
             if (r.outcome !== 'failed' && r.send.halted === 0) lastGoodCycleAt = lastCycle.at;
           } catch (err) {
@@ -49,6 +51,7 @@ export function register(program: Command): void {
         },
         schedule: config.sync.schedule,
         rescanSchedule: config.sync.rescan_window_days > 0 ? config.sync.rescan_schedule : null,
+        reconcileSchedule: config.sync.reconcile_schedule === '0' ? null : config.sync.reconcile_schedule,
         leaseMs: config.sync.lock_lease_seconds * 1000,
         shutdownTimeoutMs: config.sync.shutdown_timeout_ms,
         logger,
