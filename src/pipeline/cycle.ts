@@ -23,6 +23,7 @@ import { getWatermark, setLastRescan } from '../state/watermarks.js';
 import { applyStartFrom, reevaluateInvalid, startFloor } from './kindState.js';
 import { cycleSummary, PRETTY } from './summary.js';
 import { yieldToEventLoop } from './yield.js';
+import { prepareKind, prepareRows, reevaluateResolution } from '../resolve/pipeline.js';
 
 export interface PipelineDeps {
   readonly config: ResolvedConfig;
@@ -214,7 +215,7 @@ async function extractKind(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig, t
     }
     total.future += page.held?.length ?? 0;
     t0 = performance.now();
-    const mapped = mapRows(deps, kind, cfg, page.rows);
+    const mapped = mapRows(deps, kind, cfg, await prepareRows(deps, kind, cfg, page.rows, signal));
     timings.mapMs += performance.now() - t0;
     await yieldToEventLoop();
     t0 = performance.now();
@@ -241,9 +242,10 @@ export async function rescanKind(
   opts: { signal?: AbortSignal; dryRun?: boolean; detectDeletes?: boolean; allowMassRevoke?: boolean; onPage?: (counts: PlanCounts) => void } = {},
 ): Promise<PlanCounts> {
   const total = emptyPlanCounts();
+  cfg = await prepareKind(deps, kind, cfg);
   for await (const rows of readByEffectiveDate(deps.source, cfg, { ...window, pageSize: deps.config.sync.page_size })) {
     if (opts.signal?.aborted) return total;
-    const mapped = mapRows(deps, kind, cfg, rows);
+    const mapped = mapRows(deps, kind, cfg, await prepareRows(deps, kind, cfg, rows, opts.signal));
     const counts = await planRows(planDeps(deps), kind, mapped, { dryRun: opts.dryRun });
     addCounts(total, counts);
     opts.onPage?.(counts);
@@ -320,9 +322,11 @@ export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal;
   let send: SendCounts = { sent: 0, retried: 0, failed: 0, dead: 0, halted: 0 };
   let error: string | undefined;
   try {
-    for (const [kind, cfg] of enabledKinds(deps.config)) {
+    for (const [kind, configured] of enabledKinds(deps.config)) {
       if (opts.signal?.aborted) break;
+      const cfg = await prepareKind(deps, kind, configured);
       const counts = await reevaluateInvalid(deps, kind, cfg, opts.signal);
+      addCounts(counts, await reevaluateResolution(deps, kind, cfg, opts.signal));
       addCounts(counts, await extractKind(deps, kind, cfg, timings, opts.signal));
       if (opts.rescan && deps.config.sync.rescan_window_days > 0) {
         addCounts(counts, await rescanKind(deps, kind, cfg, rescanWindow(deps.config), { signal: opts.signal, allowMassRevoke: opts.allowMassRevoke === true }));
