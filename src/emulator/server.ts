@@ -17,6 +17,7 @@ const TOKEN_PATH = '/open-apis/auth/v3/tenant_access_token/internal';
 const CREATE_PATH = '/open-apis/attendance/v1/user_approvals';
 const QUERY_PATH = '/open-apis/attendance/v1/user_approvals/query';
 const PROCESS_PATH = '/open-apis/attendance/v1/approval_infos/process';
+const CONTACT_PATH = '/open-apis/contact/v3/users/batch_get_id';
 
 type Endpoint = 'token' | 'create' | 'query' | 'process';
 
@@ -36,6 +37,8 @@ export interface EmulatorStats {
   quotaUsed: Record<string, number>;
   /** Calls refused because the monthly quota was used up. */
   quotaExceeded: number;
+  /** contact/v3/users/batch_get_id: calls answered, the most e-mails and mobiles in one, throttled calls. */
+  contact: { calls: number; emails: number; mobiles: number; maxEmails: number; maxMobiles: number; rateLimited: number };
 }
 
 interface Answer {
@@ -85,6 +88,7 @@ export class EmulatorServer {
       validationErrors: 0,
       quotaUsed: {},
       quotaExceeded: 0,
+      contact: { calls: 0, emails: 0, mobiles: 0, maxEmails: 0, maxMobiles: 0, rateLimited: 0 },
     };
   }
 
@@ -152,6 +156,7 @@ export class EmulatorServer {
     if (method !== 'POST') return fail(404, 404, 'not found');
     const body = this.parseJson(raw);
     if (url.pathname === TOKEN_PATH) return this.token(body);
+    if (url.pathname === CONTACT_PATH) return this.contact(url, headers, body);
     const endpoint: Endpoint | null =
       url.pathname === CREATE_PATH ? 'create' : url.pathname === QUERY_PATH ? 'query' : url.pathname === PROCESS_PATH ? 'process' : null;
     if (!endpoint) return fail(404, 404, `not found: ${url.pathname}`);
@@ -265,6 +270,13 @@ export class EmulatorServer {
     return { status: 200, body: { code: 0, msg: 'ok', tenant_access_token: token, expire: this.opts.tokenTtlSeconds } };
   }
 
+  /** `users` when set; else, with a directory, its user ids and open ids; else anyone. */
+  private knownUser(userId: string): boolean {
+    if (this.opts.users) return this.opts.users.includes(userId);
+    if (this.opts.directory.length === 0) return true;
+    return this.opts.directory.some((u) => u.user_id === userId || (u.open_id ?? `ou_${u.user_id}`) === userId);
+  }
+
   private authorize(header: string | undefined): Answer | null {
     const status = this.opts.tokenErrorHttpStatus;
     if (!header || !/^Bearer\s+\S+/i.test(header)) return fail(status, 99991661, 'Missing access token for authorization. Please make a request with token attached.');
@@ -340,7 +352,7 @@ export class EmulatorServer {
     }
     const userId = String(ua.user_id);
     const date = String(ua.date);
-    if (this.opts.users && !this.opts.users.includes(userId)) return fail(400, 1220004, 'user_id is not exist or does not have permission');
+    if (!this.knownUser(userId)) return fail(400, 1220004, 'user_id is not exist or does not have permission');
     if (this.opts.sealedUntil && date < this.opts.sealedUntil) {
       return fail(400, 1220600, 'the attendance result has been sealed and can not modify');
     }
@@ -499,6 +511,56 @@ export class EmulatorServer {
     this.stats_.revoked++;
     if (this.opts.revokeReply === 'no-status') return ok({ approval_info: { approval_id: entry.approvalId, approval_type: p.approval_type } });
     return ok({ approval_info: { approval_id: entry.approvalId, approval_type: p.approval_type, status: 4 } });
+  }
+
+  // --- contact: users/batch_get_id ------------------------------------------------------------
+
+  private contactCalls: number[] = [];
+
+  /**
+   * E-mails and mobiles → user ids from the directory. Its own rate limit (50/s and 1,000/min)
+   * and, like every contact API, outside the monthly quota. Unknown addresses come back
+   * without `user_id`; resigned users only with include_resigned.
+   */
+  private contact(url: URL, headers: http.IncomingHttpHeaders, body: unknown): Answer {
+    const auth = this.authorize(headers.authorization);
+    if (auth) return auth;
+    const now = this.now();
+    this.contactCalls = this.contactCalls.filter((t) => t > now - 60_000);
+    const lastSecond = this.contactCalls.filter((t) => t > now - 1_000).length;
+    if (lastSecond >= this.opts.contactRateLimit.perSecond || this.contactCalls.length >= this.opts.contactRateLimit.perMinute) {
+      this.stats_.contact.rateLimited++;
+      return this.throttled();
+    }
+    this.contactCalls.push(now);
+    if (body === undefined) return fail(400, 99992402, 'field validation failed: body is not valid JSON');
+    const b = body as { emails?: unknown; mobiles?: unknown; include_resigned?: unknown };
+    const emails = b.emails ?? [];
+    const mobiles = b.mobiles ?? [];
+    if (!Array.isArray(emails) || !emails.every((e) => typeof e === 'string')) return fail(400, 99992402, 'field validation failed: emails');
+    if (!Array.isArray(mobiles) || !mobiles.every((e) => typeof e === 'string')) return fail(400, 99992402, 'field validation failed: mobiles');
+    if (emails.length > 50) return fail(400, 99992402, 'field validation failed: emails: the max len is 50');
+    if (mobiles.length > 50) return fail(400, 99992402, 'field validation failed: mobiles: the max len is 50');
+    const idType = url.searchParams.get('user_id_type') ?? 'open_id';
+    if (!['open_id', 'user_id', 'union_id'].includes(idType)) return fail(400, 99992402, 'field validation failed: user_id_type');
+    const c = this.stats_.contact;
+    c.calls++;
+    c.emails += emails.length;
+    c.mobiles += mobiles.length;
+    c.maxEmails = Math.max(c.maxEmails, emails.length);
+    c.maxMobiles = Math.max(c.maxMobiles, mobiles.length);
+    const includeResigned = b.include_resigned === true;
+    const idOf = (u: (typeof this.opts.directory)[number]) => (idType === 'user_id' ? u.user_id : idType === 'union_id' ? `on_${u.user_id}` : (u.open_id ?? `ou_${u.user_id}`));
+    const answer = (field: 'email' | 'mobile', value: string) => {
+      const u = this.opts.directory.find((d) => (field === 'email' ? d.email?.toLowerCase() === value.toLowerCase() : d.mobile === value));
+      if (!u || (u.resigned && !includeResigned)) return { [field]: value };
+      return {
+        [field]: value,
+        user_id: idOf(u),
+        status: { is_frozen: false, is_resigned: u.resigned === true, is_activated: u.resigned !== true, is_exited: false, is_unjoin: false },
+      };
+    };
+    return ok({ user_list: [...emails.map((e) => answer('email', e)), ...mobiles.map((m) => answer('mobile', m))] });
   }
 
   // --- introspection ---------------------------------------------------------------------------------
