@@ -9,7 +9,7 @@ import { stateTables } from '../src/state/tables.js';
 import { dialectOf } from '../src/db/connect.js';
 import { MIGRATIONS } from '../migrations/index.js';
 
-const TABLES = ['watermarks', 'records', 'syncRecords', 'runs', 'lock', 'kindState', 'tenant'] as const;
+const TABLES = ['watermarks', 'records', 'syncRecords', 'runs', 'lock', 'kindState', 'tenant', 'userResolution', 'typeIds'] as const;
 
 /** Columns (name, type, nullable) and indexes of a table, read from the catalog of each dialect. */
 async function describeTable(db: Knex, table: string): Promise<{ columns: string[]; indexes: string[] }> {

@@ -9,6 +9,7 @@ import { lockHolder } from '../../state/lock.js';
 import type { StateTables } from '../../state/tables.js';
 import { describeTenant, getTenantBinding } from '../../state/tenant.js';
 import { quotaFigures } from '../../state/quota.js';
+import { resolutionFigures } from '../../resolve/users.js';
 import type { ResolvedConfig } from '../../config/load.js';
 import type { Kind } from '../../kinds.js';
 import { loadContext, openDatabases } from '../context.js';
@@ -53,6 +54,7 @@ export async function collectStatus(db: Knex, t: StateTables, zones: Partial<Rec
   ]);
   const tenant = (await db.schema.hasTable(t.tenant)) ? await getTenantBinding(db, t) : null;
   const feishuQuota = await quotaFigures(db, t, quota);
+  const users = await resolutionFigures(db, t).catch(() => null);
   const byKind: Record<string, Record<string, number>> = {};
   for (const c of counts) (byKind[c.kind] ??= {})[c.status] = c.count;
   return {
@@ -76,6 +78,8 @@ export async function collectStatus(db: Knex, t: StateTables, zones: Partial<Rec
     tenant,
     /** Successful Feishu calls this worker made in the current month, against feishu.monthly_quota. */
     feishu: { quota: feishuQuota },
+    /** fields.user_id with `resolve`: the cached answers of Feishu's contact API, resigned users flagged. */
+    ...(users && users.resolved + users.notFound > 0 ? { users } : {}),
     /** Creates held back until the failed or dead revoke of the version before them is retried. */
     heldTotal: held.total,
     held: held.items.map((h) => ({
@@ -145,6 +149,12 @@ export function renderStatus(s: Awaited<ReturnType<typeof collectStatus>>): stri
   out.push(
     `Feishu quota ${q.month}: ${q.used} call(s) used${q.limit !== null ? ` of ${q.limit} (${Math.floor((q.used / q.limit) * 100)} %), ${Math.max(0, q.limit - q.used)} left` : ' (no feishu.monthly_quota set)'}`,
   );
+  if (s.users) {
+    const u = s.users;
+    out.push(
+      `Resolved users: ${u.resolved} address(es) resolved, ${u.notFound} not found in Feishu (their records are invalid until found)${u.resigned > 0 ? `, ${u.resigned} resigned: ${u.resignedUsers.join(', ')}${u.resigned > u.resignedUsers.length ? ', …' : ''} (their records still sync; check that they should)` : ''}`,
+    );
+  }
   out.push('', 'Last runs');
   if (s.lastRuns.length === 0) out.push('  (none)');
   for (const r of s.lastRuns) {
