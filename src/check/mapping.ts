@@ -1,6 +1,6 @@
 import type { ResolvedConfig } from '../config/load.js';
 import type { AnyKindConfig, LeaveKindConfig } from '../config/schema.js';
-import { describeError } from '../errors.js';
+import { AppError, describeError } from '../errors.js';
 import type { Kind } from '../kinds.js';
 import { redact } from '../log/redact.js';
 import { describeTypeTable, loadTypeTable } from '../mapping/types.js';
@@ -36,6 +36,6 @@ export async function checkKindMapping(report: CheckReport, dbs: Databases, conf
     for (const p of table.problems) report.warn(`${at}.types_query`, p);
     if (lines.length === 0) report.error(`${at}.types_query`, 'returns no usable type: every record would be invalid');
   } catch (err) {
-    report.error(`${at}.types_query`, redact(describeError(err)));
+    report.error(`${at}.types_query`, redact(err instanceof AppError ? err.message : describeError(err)));
   }
 }
