@@ -4,6 +4,8 @@ import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
 import { CLI } from './helpers/cli.js';
+import { ContactClient } from '../src/resolve/contact.js';
+import { TokenProvider } from '../src/feishu/token.js';
 
 /** The emulator's contact/v3/users/batch_get_id over its user directory, in process and from a `--users` file. */
 async function token(url: string, appId: string, appSecret: string): Promise<string> {
@@ -94,5 +96,22 @@ describe('emulator --users with a directory file', () => {
       }),
     });
     expect(((await create.json()) as { code: number }).code).toBe(1220004);
+  }, 30_000);
+});
+
+describe('contact client budget', () => {
+  let emu: Emulator;
+  beforeAll(async () => {
+    emu = await startEmulator({ directory: [{ user_id: 'u1', email: 'a@x.example' }], contactRateLimit: { perSecond: 5, perMinute: 1000 } });
+  });
+  afterAll(async () => emu?.close());
+
+  it('keeps to its own per-second budget (no 429 from a server that allows exactly it) and reports unknown addresses without an id', async () => {
+    const tokens = new TokenProvider({ appId: emu.appId, appSecret: emu.appSecret, baseUrl: emu.url, timeoutMs: 3000 });
+    const contact = new ContactClient({ baseUrl: emu.url, tokens, perSecond: 5 });
+    const answers = await Promise.all(Array.from({ length: 12 }, () => contact.batchGetId('user_id', { emails: ['a@x.example', 'zz@x.example'] })));
+    expect(emu.stats().contact).toMatchObject({ calls: 12, rateLimited: 0 });
+    for (const a of answers) expect(a).toEqual([{ email: 'a@x.example', userId: 'u1', resigned: false }, { email: 'zz@x.example', resigned: false }]);
+    await expect(contact.batchGetId('user_id', { emails: Array.from({ length: 51 }, (_, i) => `p${i}@x.example`) })).rejects.toThrow(/at most 50/);
   }, 30_000);
 });

@@ -7,7 +7,7 @@ import { resolveConfig } from '../src/config/load.js';
 import { runCycle } from '../src/pipeline/cycle.js';
 import { migrateLatest } from '../src/state/migrate.js';
 import { stateTables } from '../src/state/tables.js';
-import { resolutionFigures } from '../src/resolve/users.js';
+import { normalizeAddress, resolutionFigures } from '../src/resolve/users.js';
 
 /**
  * fields.user_id with `resolve: email`: a source that knows its employees only by e-mail,
@@ -23,6 +23,17 @@ function directory(): DirectoryUser[] {
   users.push({ user_id: 'u_gone', email: 'left@corp.example', resigned: true });
   return users;
 }
+
+describe('addresses as they are asked for', () => {
+  it('lower-cases and trims e-mails, strips spaces and dashes from mobiles, refuses what is neither', () => {
+    expect(normalizeAddress('email', '  Ann.Lee@Corp.Example ')).toBe('ann.lee@corp.example');
+    expect(normalizeAddress('email', 'not an address')).toBeNull();
+    expect(normalizeAddress('mobile', '+86 138-0013-8000')).toBe('+8613800138000');
+    expect(normalizeAddress('mobile', '(0852) 9123 4567')).toBe('085291234567');
+    expect(normalizeAddress('mobile', 13800138000)).toBe('13800138000');
+    expect(normalizeAddress('mobile', 'call me')).toBeNull();
+  });
+});
 
 describe.each(dialectsUnderTest())('employees resolved by e-mail on %s', (dialect) => {
   let db: TestDatabase;

@@ -52,7 +52,7 @@ export class ContactClient {
 
   constructor(private readonly o: ContactClientOptions) {
     this.http = new FeishuHttp({ baseUrl: o.baseUrl, timeoutMs: o.timeoutMs ?? 10_000 });
-    this.perSecond = new RateLimiter({ ratePerSecond: o.perSecond ?? 50 });
+    this.perSecond = new RateLimiter({ ratePerSecond: o.perSecond ?? 50, slackMs: 50 });
     // A window of one minute: the last N calls must lie at least 60 s back.
     const perMinute = o.perMinute ?? 1000;
     this.perMinute = new RateLimiter({ ratePerSecond: perMinute, slackMs: 59_000 + 20 * Math.ceil(perMinute / 50) });
@@ -81,9 +81,11 @@ export class ContactClient {
     if (emails.length === 0 && mobiles.length === 0) return [];
     let usedToken: string | undefined;
     const attempt = async (): Promise<ContactUser[]> => {
+      // The token first: slots taken while the first token is fetched would all be spent at
+      // once when it arrives, more than the budget in one server second.
+      const token = await this.o.tokens.getToken(signal);
       await this.perMinute.acquire(signal);
       await this.perSecond.acquire(signal);
-      const token = await this.o.tokens.getToken(signal);
       usedToken = token;
       this.calls += 1;
       const res = await this.http.send({
