@@ -138,4 +138,20 @@ describe('check-config without a usable configuration', () => {
       await db.drop();
     }
   }, 60_000);
+  it('warns that employee_no can be reused, and names a failing types_query', async () => {
+    const db = await createTestDatabase('sqlite', 'check_empno');
+    try {
+      await createLegacy(db);
+      const run = (mutate: (raw: Record<string, any>) => void) => runCli(['check-config', '--config', writeConfig(db, mutate)]);
+      const empNo = await run((raw) => (raw.feishu.employee_type = 'employee_no'));
+      expect(empNo.code).toBe(0);
+      expect(empNo.stdout).toMatch(/WARN\s+feishu\.employee_type: employee_no \(工号\) can be reused: a new hire may receive a departed employee's number/);
+      expect((await run(() => {})).stdout).not.toMatch(/feishu\.employee_type/);
+      const badQuery = await run((raw) => (raw.kinds.leave.types_query = 'SELECT code FROM no_such_types'));
+      expect(badQuery.code).toBe(2);
+      expect(badQuery.stdout).toMatch(/ERROR\s+kinds\.leave\.types_query: kinds\.leave\.types_query failed: .*no_such_types/);
+    } finally {
+      await db.drop();
+    }
+  }, 60_000);
 });

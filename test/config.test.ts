@@ -29,7 +29,7 @@ describe('configuration: valid files', () => {
     expect(cfg.state.table_prefix).toBe('attendance_sync_');
     expect(cfg.sync.page_size).toBe(500);
     expect(cfg.kinds.leave?.enabled).toBe(true);
-    expect(cfg.kinds.leave?.types.ANNUAL?.default_locale).toBe('ch');
+    expect(cfg.kinds.leave?.types?.ANNUAL?.default_locale).toBe('ch');
     expect(cfg.kinds.overtime).toBeUndefined();
   });
 

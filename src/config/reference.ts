@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { configSchema, durationSpecSchema, fieldSpecSchema, typeMappingSchema } from './schema.js';
+import { configSchema, durationSpecSchema, fieldSpecSchema, typeMappingSchema, userIdSpecSchema } from './schema.js';
 
 /*
  * Renders the configuration reference (docs/configuration.md) from the zod schema itself,
@@ -95,6 +95,10 @@ export function renderConfigReference(): string {
     'Either a column name (`start_time: start_at`), or an object:',
     '',
     ...table(toJson((fieldSpecSchema as unknown as { options: z.ZodType[] }).options[1] as z.ZodType), ''),
+    '',
+    '`fields.user_id` takes one more key, `resolve`:',
+    '',
+    ...table(toJson((userIdSpecSchema as unknown as { options: z.ZodType[] }).options[1] as z.ZodType), '').filter((line, i) => i < 2 || line.startsWith('| `resolve`')),
     '',
     '## Duration',
     '',

@@ -130,8 +130,29 @@ const commonKind = {
   deleted: deletedRule.optional(),
 };
 
+/**
+ * `fields.user_id`: a column (or constant) holding Feishu's user id, or, with `resolve`, an
+ * e-mail or mobile column the worker resolves through Feishu's contact API.
+ */
+export const userIdSpecSchema = z.union([
+  columnName.describe('column name'),
+  z
+    .strictObject({
+      column: columnName.optional().describe('source column to read'),
+      value: scalar.optional().describe('constant value used for every row'),
+      map: z.record(z.string(), scalar).optional().describe('value map: source value (as text) → value sent'),
+      default: scalar.optional().describe('used when the column is NULL or empty'),
+      resolve: z
+        .enum(['email', 'mobile'])
+        .optional()
+        .describe('the column holds an e-mail or a mobile number: resolved to the Feishu user id (contact/v3/users/batch_get_id, cached for feishu.resolve_ttl_hours)'),
+    })
+    .refine((f) => f.column !== undefined || f.value !== undefined, { message: 'needs `column` or `value`' }),
+]);
+export type UserIdSpec = z.infer<typeof userIdSpecSchema>;
+
 const userAndSpan = {
-  user_id: fieldSpecSchema.describe('Feishu user id (per feishu.employee_type)'),
+  user_id: userIdSpecSchema.describe('Feishu user id (per feishu.employee_type), or an e-mail / mobile column with `resolve`'),
   start_time: fieldSpecSchema.describe('start timestamp'),
   end_time: fieldSpecSchema.describe('end timestamp'),
 };
@@ -146,17 +167,33 @@ const leaveLikeFields = z.strictObject({
 
 const typesMap = z.record(z.string(), typeMappingSchema).refine((m) => Object.keys(m).length > 0, { message: 'at least one type' });
 
-export const leaveKindSchema = z.strictObject({
-  ...commonKind,
-  fields: leaveLikeFields.describe('column mapping'),
-  types: typesMap.describe('legacy type code → Feishu leave type'),
-});
+const typesQuery = z
+  .string()
+  .min(1)
+  .describe(
+    'a SELECT returning the type table: `code`, names per locale (`name_ch`, `name_en`, `name_ja`, or `names` as a JSON object such as {"en_US": …, "zh_CN": …}), optionally `uniq_id` and `default_locale`; entries of `types` override its rows; a code without uniq_id gets one derived from it (kept in the state DB)',
+  );
 
-export const outKindSchema = z.strictObject({
-  ...commonKind,
-  fields: leaveLikeFields.describe('column mapping'),
-  types: typesMap.describe('legacy type code → Feishu out type'),
-});
+const needsTypes = (k: { types?: unknown; types_query?: unknown }) => k.types !== undefined || k.types_query !== undefined;
+const needsTypesMessage = { message: 'set `types`, `types_query` or both', path: ['types'] };
+
+export const leaveKindSchema = z
+  .strictObject({
+    ...commonKind,
+    fields: leaveLikeFields.describe('column mapping'),
+    types: typesMap.optional().describe('legacy type code → Feishu leave type'),
+    types_query: typesQuery.optional(),
+  })
+  .refine(needsTypes, needsTypesMessage);
+
+export const outKindSchema = z
+  .strictObject({
+    ...commonKind,
+    fields: leaveLikeFields.describe('column mapping'),
+    types: typesMap.optional().describe('legacy type code → Feishu out type'),
+    types_query: typesQuery.optional(),
+  })
+  .refine(needsTypes, needsTypesMessage);
 
 export const overtimeKindSchema = z.strictObject({
   ...commonKind,
@@ -208,6 +245,12 @@ export const configSchema = z
           .enum(['employee_id', 'employee_no', 'open_id'])
           .default('employee_id')
           .describe('which id kind user_id holds: employee_id (user ID), employee_no (工号) or open_id'),
+        resolve_ttl_hours: z
+          .number()
+          .positive()
+          .max(24 * 90)
+          .default(24)
+          .describe('how long a resolved (or unresolved) e-mail / mobile stays cached before it is asked again (fields.user_id with `resolve`)'),
         time_zone: timeZone.default('Asia/Shanghai').describe('attendance group time zone: Feishu wall-clock strings are written in it'),
         rate_limit: z.number().int().min(1).max(1000).default(50).describe('requests per second across all calls (Feishu allows 50)'),
         concurrency: z.number().int().min(1).max(100).default(8).describe('requests in flight at once'),

@@ -19,6 +19,8 @@ export interface EmulatorStats {
   quotaUsed: Record<string, number>;
   /** Calls refused because the monthly quota was used up. */
   quotaExceeded: number;
+  /** contact/v3/users/batch_get_id: calls answered, the most e-mails and mobiles in one, throttled calls. */
+  contact: { calls: number; emails: number; mobiles: number; maxEmails: number; maxMobiles: number; rateLimited: number };
 }
 
 export interface Answer {

@@ -4,6 +4,7 @@ import { employeeTypeSchema, fieldPath, processBodySchema, queryBodySchema, vali
 import { ARRAY_KIND, type Ledger, type LedgerEntry } from './ledger.js';
 import type { EmulatorOptions } from './options.js';
 import { fail, ok, type Answer, type EmulatorStats } from './answers.js';
+import { knownUser } from './contact.js';
 
 /* The emulated attendance endpoints: user_approvals create and query, approval processing. */
 
@@ -53,7 +54,7 @@ export class AttendanceEndpoints {
     }
     const userId = String(ua.user_id);
     const date = String(ua.date);
-    if (this.host.opts.users && !this.host.opts.users.includes(userId)) return fail(400, 1220004, 'user_id is not exist or does not have permission');
+    if (!knownUser(this.host.opts, userId)) return fail(400, 1220004, 'user_id is not exist or does not have permission');
     if (this.host.opts.sealedUntil && date < this.host.opts.sealedUntil) {
       return fail(400, 1220600, 'the attendance result has been sealed and can not modify');
     }

@@ -64,8 +64,15 @@ export interface EmulatorOptions {
   slowMs: number;
   /** Fixed delay before every attendance answer, ms. */
   latencyMs: number;
-  /** Known user ids; when set, others get 1220004. */
+  /** Known user ids; when set, others get 1220004 (without it, the directory's ids when it has any). */
   users: readonly string[] | null;
+  /**
+   * The tenant's user directory, for contact/v3/users/batch_get_id: who has which e-mail and
+   * mobile, and who has resigned. `open_id` defaults to `ou_` + user_id.
+   */
+  directory: readonly DirectoryUser[];
+  /** contact/v3/users/batch_get_id calls per second and per minute (Feishu: 50 and 1,000). */
+  contactRateLimit: { perSecond: number; perMinute: number };
   /** Dates (yyyyMMdd) before this are sealed: creates and revokes of them get 1220600 "…sealed…". */
   sealedUntil: string | null;
   /** The zone of the response `time_zone` and of "today". */
@@ -83,6 +90,14 @@ export interface EmulatorOptions {
    * calls do not count, as on Feishu's Basic plan. null: no quota.
    */
   monthlyQuota: number | null;
+}
+
+export interface DirectoryUser {
+  user_id: string;
+  open_id?: string;
+  email?: string;
+  mobile?: string;
+  resigned?: boolean;
 }
 
 export const FAULT_KINDS = Object.freeze(['5xx', '502', 'slow', 'drop', '429', 'stored-then-failed', 'no-row-affected', 'quota'] as const);
@@ -118,6 +133,8 @@ export const DEFAULT_OPTIONS: Readonly<EmulatorOptions> = Object.freeze({
   slowMs: 15_000,
   latencyMs: 0,
   users: null,
+  directory: [],
+  contactRateLimit: { perSecond: 50, perMinute: 1000 },
   sealedUntil: null,
   timeZone: 'Asia/Shanghai',
   clock: () => Date.now(),

@@ -5,6 +5,7 @@ import { ARRAY_KIND, Ledger } from './ledger.js';
 import type { Kind } from '../kinds.js';
 import { fail, type Answer, type EmulatorStats, type Endpoint } from './answers.js';
 import { AttendanceEndpoints } from './attendance.js';
+import { CONTACT_PATH, ContactEndpoint } from './contact.js';
 import { DEFAULT_OPTIONS, FAULT_KINDS, optionsFromEnv, parseFaults, seededRandom, type EmulatorOptions, type FaultKind } from './options.js';
 
 /*
@@ -45,6 +46,18 @@ export class EmulatorServer {
       },
       now: () => server.now(),
     }))(this);
+  private readonly contact = ((server: EmulatorServer) =>
+    new ContactEndpoint({
+      get opts() {
+        return server.opts;
+      },
+      get stats() {
+        return server.stats_;
+      },
+      now: () => server.now(),
+      authorize: (header) => server.authorize(header),
+      throttled: () => server.throttled(),
+    }))(this);
   readonly server: http.Server;
 
   constructor(opts: Partial<EmulatorOptions> = {}) {
@@ -70,6 +83,7 @@ export class EmulatorServer {
       validationErrors: 0,
       quotaUsed: {},
       quotaExceeded: 0,
+      contact: { calls: 0, emails: 0, mobiles: 0, maxEmails: 0, maxMobiles: 0, rateLimited: 0 },
     };
   }
 
@@ -137,6 +151,7 @@ export class EmulatorServer {
     if (method !== 'POST') return fail(404, 404, 'not found');
     const body = this.parseJson(raw);
     if (url.pathname === TOKEN_PATH) return this.token(body);
+    if (url.pathname === CONTACT_PATH) return this.contact.answer(url, headers, body);
     const endpoint: Endpoint | null =
       url.pathname === CREATE_PATH ? 'create' : url.pathname === QUERY_PATH ? 'query' : url.pathname === PROCESS_PATH ? 'process' : null;
     if (!endpoint) return fail(404, 404, `not found: ${url.pathname}`);

@@ -74,7 +74,7 @@ export const CODE_CATEGORY: Readonly<Record<FeishuErrorCode, FeishuCategory>> = 
   FEISHU_AMBIGUOUS: 'ambiguous',
 });
 
-export type FeishuEndpoint = 'token' | 'create' | 'query' | 'process';
+export type FeishuEndpoint = 'token' | 'create' | 'query' | 'process' | 'contact';
 
 /** 1225001: the rejected records per kind, parsed out of `msg` (or `data`) when possible (§6.3). */
 export interface ErrorRecords {

@@ -7,6 +7,7 @@ import type {
   LeaveKindConfig,
   OvertimeKindConfig,
   TripKindConfig,
+  TypeMapping,
 } from '../config/schema.js';
 import { validateUserApproval, type UserApproval } from '../feishu/schema.js';
 import { versionHash } from '../identity.js';
@@ -30,7 +31,7 @@ function inMatchList(value: unknown, list: ReadonlyArray<string | number | boole
 }
 
 /** Cancelled, rejected, not yet approved or soft-deleted rows must not be (or stay) in Feishu. */
-function inactiveReason(cfg: AnyKindConfig, row: SourceRow): 'cancelled' | 'not_approved' | 'deleted' | null {
+export function inactiveReason(cfg: AnyKindConfig, row: SourceRow): 'cancelled' | 'not_approved' | 'deleted' | null {
   if (cfg.deleted) {
     const v = row[cfg.deleted.column];
     const deleted = cfg.deleted.values ? inMatchList(v, cfg.deleted.values) : !isBlank(v);
@@ -64,12 +65,14 @@ function buildLeaveLike(kind: 'leave' | 'out', cfg: LeaveKindConfig, r: RowReade
   const start = r.time('start_time', f.start_time, true);
   const end = r.time('end_time', f.end_time, true);
   const code = r.value('type', f.type, true);
-  let type = undefined as LeaveKindConfig['types'][string] | undefined;
+  let type = undefined as TypeMapping | undefined;
   if (code !== undefined) {
     const c = scalarText(code)?.trim();
+    // The type table: `types`, merged over the rows of `types_query` when the kind has one.
+    const types = cfg.types ?? {};
     // Own keys only: a code such as "constructor" must not find Object.prototype's members.
-    if (c !== undefined && Object.hasOwn(cfg.types, c)) type = cfg.types[c];
-    else r.reasons.push(`fields.type: unknown type code ${shown(c ?? code)} (not in kinds.${kind}.types)`);
+    if (c !== undefined && Object.hasOwn(types, c)) type = types[c];
+    else r.reasons.push(`fields.type: unknown type code ${shown(c ?? code)} (not in kinds.${kind}.types${cfg.types_query ? ' or the rows of its types_query' : ''})`);
   }
   const unit = r.int('unit', f.unit, true, [1, 2, 3, 4]);
   const reason = r.text('reason', f.reason, true);

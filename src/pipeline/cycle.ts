@@ -15,6 +15,7 @@ import { rescanKind, rescanWindow } from './rescan.js';
 import { cycleSummary, PRETTY } from './summary.js';
 import { sender } from './wiring.js';
 import { yieldToEventLoop } from './yield.js';
+import { prepareKind, reevaluateResolution } from '../resolve/pipeline.js';
 
 /** What the Feishu client did during one cycle. */
 export interface ClientFigures {
@@ -72,9 +73,11 @@ export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal;
   let send: SendCounts = { sent: 0, retried: 0, failed: 0, dead: 0, halted: 0 };
   let error: string | undefined;
   try {
-    for (const [kind, cfg] of enabledKinds(deps.config)) {
+    for (const [kind, configured] of enabledKinds(deps.config)) {
       if (opts.signal?.aborted) break;
+      const cfg = await prepareKind(deps, kind, configured);
       const counts = await reevaluateInvalid(deps, kind, cfg, opts.signal);
+      addCounts(counts, await reevaluateResolution(deps, kind, cfg, opts.signal));
       addCounts(counts, await readChanges(deps, kind, cfg, timings, opts.signal));
       if (opts.rescan && deps.config.sync.rescan_window_days > 0) {
         addCounts(counts, await rescanKind(deps, kind, cfg, rescanWindow(deps.config), { signal: opts.signal, allowMassRevoke: opts.allowMassRevoke === true }));

@@ -12,6 +12,7 @@ import { setWatermark } from '../state/watermarks.js';
 import { planRows, emptyPlanCounts, addCounts, type PlanCounts } from '../plan/plan.js';
 import { chunks } from '../state/records.js';
 import { mapRows, planDeps, type PipelineDeps } from './deps.js';
+import { prepareRows } from '../resolve/pipeline.js';
 
 /** Everything that decides how a kind's rows map: its section and the zones the mapper reads in. */
 export function mappingHash(config: ResolvedConfig, cfg: AnyKindConfig): string {
@@ -68,7 +69,7 @@ export async function reevaluateInvalid(deps: PipelineDeps, kind: Kind, cfg: Any
   for (const part of chunks(keys, 500)) {
     if (signal?.aborted) return total;
     const rows = (await sourceRelation(deps.source, cfg).select('*').whereIn(cfg.key, part.map(keyBinding))) as SourceRow[];
-    if (rows.length > 0) addCounts(total, await planRows(planDeps(deps), kind, mapRows(deps.config, kind, cfg, rows)));
+    if (rows.length > 0) addCounts(total, await planRows(planDeps(deps), kind, mapRows(deps.config, kind, cfg, await prepareRows(deps, kind, cfg, rows, signal))));
   }
   await setKindState(deps.state, deps.t, kind, { mappingHash: hash });
   if (keys.length > 0) deps.logger.info('mapping changed: invalid records judged again', { kind, invalid: keys.length, created: total.created, stillInvalid: total.invalid });

@@ -14,6 +14,7 @@ import { getCursor, getWatermark, type Cursor } from '../state/watermarks.js';
 import { enabledKinds, mapRows, planDeps, type PipelineDeps, type StageTimings } from './deps.js';
 import { applyStartFrom, sourceZone, startFloor } from './kindState.js';
 import { yieldToEventLoop } from './yield.js';
+import { prepareRows } from '../resolve/pipeline.js';
 
 /**
  * The watermark's whole journey in one place: read it, read everything changed since (the
@@ -50,7 +51,7 @@ export async function readChanges(deps: PipelineDeps, kind: Kind, cfg: AnyKindCo
     }
     total.future += page.held?.length ?? 0;
     t0 = performance.now();
-    const mapped = mapRows(deps.config, kind, cfg, page.rows);
+    const mapped = mapRows(deps.config, kind, cfg, await prepareRows(deps, kind, cfg, page.rows, signal));
     timings.mapMs += performance.now() - t0;
     await yieldToEventLoop();
     t0 = performance.now();

@@ -7,6 +7,7 @@ import { addCounts, emptyPlanCounts, planRows, type PlanCounts } from '../plan/p
 import { countByEffectiveDate, existingKeys, readByEffectiveDate } from '../source/window.js';
 import { heldKeysPage } from '../state/records.js';
 import { mapRows, planDeps, type PipelineDeps } from './deps.js';
+import { prepareKind, prepareRows } from '../resolve/pipeline.js';
 import { yieldToEventLoop } from './yield.js';
 
 /** A window of effective dates, yyyy-MM-dd, both ends included. */
@@ -46,9 +47,10 @@ export async function rescanKind(
   opts: { signal?: AbortSignal; dryRun?: boolean; detectDeletes?: boolean; allowMassRevoke?: boolean; onPage?: (counts: PlanCounts) => void } = {},
 ): Promise<PlanCounts> {
   const total = emptyPlanCounts();
+  cfg = await prepareKind(deps, kind, cfg);
   for await (const rows of readByEffectiveDate(deps.source, cfg, { ...window, pageSize: deps.config.sync.page_size })) {
     if (opts.signal?.aborted) return total;
-    const mapped = mapRows(deps.config, kind, cfg, rows);
+    const mapped = mapRows(deps.config, kind, cfg, await prepareRows(deps, kind, cfg, rows, opts.signal));
     const counts = await planRows(planDeps(deps), kind, mapped, { dryRun: opts.dryRun });
     addCounts(total, counts);
     opts.onPage?.(counts);

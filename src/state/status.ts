@@ -9,6 +9,7 @@ import { heldCreates, latestErrors, oldestPending, statusCounts, OP_STATUS } fro
 import type { StateTables } from './tables.js';
 import { describeTenant, getTenantBinding } from './tenant.js';
 import { listWatermarks } from './watermarks.js';
+import { resolutionFigures } from '../resolve/users.js';
 
 /**
  * The read model of `status` (and of the demo's closing view): what the state database says
@@ -56,6 +57,7 @@ export async function collectStatus(db: Knex, t: StateTables, zones: Partial<Rec
   ]);
   const tenant = (await db.schema.hasTable(t.tenant)) ? await getTenantBinding(db, t) : null;
   const feishuQuota = await quotaFigures(db, t, quota);
+  const users = await resolutionFigures(db, t).catch(() => null);
   const byKind: Record<string, Record<string, number>> = {};
   for (const c of counts) (byKind[c.kind] ??= {})[c.status] = c.count;
   return {
@@ -86,6 +88,8 @@ export async function collectStatus(db: Knex, t: StateTables, zones: Partial<Rec
     tenant,
     /** Successful Feishu calls this worker made in the current month, against feishu.monthly_quota. */
     feishu: { quota: feishuQuota },
+    /** fields.user_id with `resolve`: the cached answers of Feishu's contact API, resigned users flagged. */
+    ...(users && users.resolved + users.notFound > 0 ? { users } : {}),
     /** Creates held back until the failed or dead revoke of the version before them is retried. */
     heldTotal: held.total,
     held: held.items.map((h) => ({
@@ -157,6 +161,12 @@ export function renderStatus(s: StatusView): string {
   out.push(
     `Feishu quota ${q.month}: ${q.used} call(s) used${q.limit !== null ? ` of ${q.limit} (${Math.floor((q.used / q.limit) * 100)} %), ${Math.max(0, q.limit - q.used)} left` : ' (no feishu.monthly_quota set)'}`,
   );
+  if (s.users) {
+    const u = s.users;
+    out.push(
+      `Resolved users: ${u.resolved} address(es) resolved, ${u.notFound} not found in Feishu (their records are invalid until found)${u.resigned > 0 ? `, ${u.resigned} resigned: ${u.resignedUsers.join(', ')}${u.resigned > u.resignedUsers.length ? ', …' : ''} (their records still sync; check that they should)` : ''}`,
+    );
+  }
   out.push('', 'Last runs');
   if (s.lastRuns.length === 0) out.push('  (none)');
   for (const r of s.lastRuns) {

@@ -12,6 +12,10 @@ export interface StateTables {
   readonly kindState: string;
   /** Successful Feishu calls per calendar month, against the monthly quota. */
   readonly quota: string;
+  /** E-mail / mobile → Feishu user id, cached (fields.user_id with `resolve`). */
+  readonly userResolution: string;
+  /** The uniq_id given to each type code of a `types_query`. */
+  readonly typeIds: string;
   /** The sync table with readable UTC timestamps (`created_at_utc`, …). */
   readonly syncRecordsView: string;
   /** knex's own bookkeeping tables, prefixed too so two installations can share a database. */
@@ -30,6 +34,8 @@ export function stateTables(prefix: string): StateTables {
     tenant: `${prefix}tenant`,
     kindState: `${prefix}kind_state`,
     quota: `${prefix}quota`,
+    userResolution: `${prefix}user_resolution`,
+    typeIds: `${prefix}type_ids`,
     syncRecordsView: `${prefix}sync_records_view`,
     migrations: `${prefix}migrations`,
     migrationsLock: `${prefix}migrations_lock`,

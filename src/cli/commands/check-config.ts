@@ -19,6 +19,7 @@ import { countFrom } from '../../source/start.js';
 import { nextReadStart } from '../../pipeline/read.js';
 import { AppError } from '../../errors.js';
 import { setExitCode } from '../exit.js';
+import { checkEmployeeType, checkKindMapping } from '../../check/mapping.js';
 
 async function reachable(report: CheckReport, subject: string, db: Knex, display: string): Promise<boolean> {
   try {
@@ -117,6 +118,7 @@ export function register(program: Command): void {
       const { config } = loadContext(cmd);
       const report = new CheckReport();
       report.ok('configuration', `${config.configPath} is valid`);
+      checkEmployeeType(report, config);
       const feishuUrl = new URL(config.feishu.base_url);
       if (feishuUrl.protocol === 'http:' && !isLoopback(feishuUrl.hostname)) {
         report.warn('feishu.base_url', `plain HTTP to ${feishuUrl.host}: the app secret, tenant tokens and approvals travel unencrypted (use https://)`);
@@ -162,6 +164,7 @@ export function register(program: Command): void {
               continue;
             }
             await checkKind(report, dbs.source, kind, cfg);
+            await checkKindMapping(report, dbs, config, kind, cfg);
             await firstCycle(report, dbs, config, hasState, kind, cfg);
           }
         }

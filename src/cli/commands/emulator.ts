@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { ConfigError } from '../../errors.js';
 import { parseFaults, startEmulator, type EmulatorOptions } from '../../emulator/index.js';
-import { EMULATOR_OPTIONS_ENV, parseOptionsJson } from '../../emulator/options.js';
+import { EMULATOR_OPTIONS_ENV, parseOptionsJson, type DirectoryUser } from '../../emulator/options.js';
 
 function int(name: string) {
   return (v: string): number => {
@@ -37,6 +37,42 @@ function readUsers(file: string, flag = '--users'): string[] {
   return trimmed.split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
 }
 
+/**
+ * The `--users` file: user ids (a JSON array of strings, or one per line), or the directory,
+ * a JSON array of `{user_id, email?, mobile?, open_id?, resigned?}` objects (contact's
+ * batch_get_id answers from it; creates for other user ids get 1220004).
+ */
+function readUserFile(file: string): { users: string[] | null; directory: DirectoryUser[] } {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new ConfigError([`--users: cannot read ${file}`]);
+  }
+  const trimmed = text.trim();
+  if (trimmed.startsWith('[')) {
+    let list: unknown;
+    try {
+      list = JSON.parse(trimmed);
+    } catch (err) {
+      throw new ConfigError([`--users: ${file} is not valid JSON: ${(err as Error).message}`]);
+    }
+    if (Array.isArray(list) && list.length > 0 && list.every((u) => typeof u === 'object' && u !== null)) {
+      const directory: DirectoryUser[] = [];
+      for (const [i, u] of (list as Array<Record<string, unknown>>).entries()) {
+        if (typeof u.user_id !== 'string' || u.user_id === '') throw new ConfigError([`--users: ${file}: entry ${i} has no user_id`]);
+        for (const f of ['email', 'mobile', 'open_id'] as const) {
+          if (u[f] !== undefined && typeof u[f] !== 'string') throw new ConfigError([`--users: ${file}: entry ${i} (${u.user_id}): ${f} must be a string`]);
+        }
+        if (u.resigned !== undefined && typeof u.resigned !== 'boolean') throw new ConfigError([`--users: ${file}: entry ${i} (${u.user_id}): resigned must be true or false`]);
+        directory.push(u as unknown as DirectoryUser);
+      }
+      return { users: null, directory };
+    }
+  }
+  return { users: readUsers(file), directory: [] };
+}
+
 export function register(program: Command): void {
   program
     .command('emulator')
@@ -49,7 +85,7 @@ export function register(program: Command): void {
     .option('--token-ttl <seconds>', 'lifetime of a tenant_access_token', int('--token-ttl'), 7200)
     .option('--faults <spec>', 'fault probabilities, e.g. 5xx=0.02,drop=0.02,slow=0.01,429=0.02,stored-then-failed=0.02')
     .option('--seed <n>', 'seed of the fault sequence', int('--seed'), 1)
-    .option('--users <file>', 'known user ids (JSON array or one per line); others get 1220004')
+    .option('--users <file>', 'known user ids (JSON array or one per line), or the user directory: a JSON array of {user_id, email, mobile, open_id, resigned} for contact batch_get_id; other user ids get 1220004')
     .option('--strict', 'enforce uniq_id shorter than 14 characters')
     .option('--duplicate <mode>', 'answer to a repeated idempotent_id: conflict (default) | conflict-with-data | replay')
     .option('--revoked-status <n>', 'query status revoked leaves and overtime appear under: 4 | 3')
@@ -106,7 +142,7 @@ export function register(program: Command): void {
         tokenTtlSeconds: o.tokenTtl as number,
         faults,
         seed: o.seed as number,
-        users: typeof o.users === 'string' ? readUsers(o.users) : null,
+        ...(typeof o.users === 'string' ? readUserFile(o.users) : { users: null }),
         ...(o.strict === true ? { strict: true } : {}),
         ...(o.duplicate !== undefined ? { duplicateIdempotentId: o.duplicate as EmulatorOptions['duplicateIdempotentId'] } : {}),
         latencyMs: o.latency as number,

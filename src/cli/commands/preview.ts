@@ -11,6 +11,7 @@ import { countFrom } from '../../source/start.js';
 import type { Cursor } from '../../state/watermarks.js';
 import type { SourceRow } from '../../mapping/map.js';
 import { loadContext } from '../context.js';
+import { previewMapping } from '../../resolve/preview.js';
 
 export function register(program: Command): void {
   program
@@ -54,10 +55,18 @@ export function register(program: Command): void {
             rows = (await readPage(dbs.source, cfg, after, { pageSize: limit })).rows;
             if (rows.length > 0 && rows.length >= limit) where += `, the first ${limit} of ${await countFrom(dbs.source, cfg, after)}`;
           }
-          const mapped = mapRows(config, kind, cfg, rows);
+          const prepared = await previewMapping(config, dbs, kind, cfg, rows);
+          const mapped = mapRows(config, kind, prepared.cfg, prepared.rows);
+          if (prepared.typeTable) notes.push(`${kind}: type table (types and types_query): ${prepared.typeTable.length === 0 ? 'empty' : `\n  ${prepared.typeTable.join('\n  ')}`}`);
+          for (const problem of prepared.typeProblems) notes.push(`${kind}: ${problem}`);
           out[kind] = mapped.map((m) =>
             m.outcome === 'valid'
-              ? { key: m.sourceKey, outcome: 'valid', payload: { user_approval: m.request } }
+              ? {
+                  key: m.sourceKey,
+                  outcome: 'valid',
+                  ...(prepared.addresses.has(m.sourceKey) ? { resolved: { from: prepared.addresses.get(m.sourceKey), user_id: m.userId } } : {}),
+                  payload: { user_approval: m.request },
+                }
               : m.outcome === 'inactive'
                 ? { key: m.sourceKey, outcome: 'inactive', reason: m.reason }
                 : { key: m.sourceKey, outcome: 'invalid', reasons: m.reasons },
