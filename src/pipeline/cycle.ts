@@ -22,6 +22,7 @@ import type { QuotaMeter } from '../state/quota.js';
 import { getWatermark, setLastRescan } from '../state/watermarks.js';
 import { applyStartFrom, reevaluateInvalid, startFloor } from './kindState.js';
 import { cycleSummary, PRETTY } from './summary.js';
+import { rescanEnabled, rescanWindowOf } from './rescanWindow.js';
 import { yieldToEventLoop } from './yield.js';
 
 export interface PipelineDeps {
@@ -299,11 +300,7 @@ export async function rescanKind(
 const HELD_PAGE = 1000;
 
 export function rescanWindow(config: ResolvedConfig, now = DateTime.now()): { from: string; to: string } {
-  const today = now.setZone(config.feishu.time_zone);
-  return {
-    from: today.minus({ days: config.sync.rescan_window_days }).toFormat('yyyy-MM-dd'),
-    to: today.plus({ days: 366 }).toFormat('yyyy-MM-dd'),
-  };
+  return rescanWindowOf(config, now);
 }
 
 /**
@@ -324,7 +321,7 @@ export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal;
       if (opts.signal?.aborted) break;
       const counts = await reevaluateInvalid(deps, kind, cfg, opts.signal);
       addCounts(counts, await extractKind(deps, kind, cfg, timings, opts.signal));
-      if (opts.rescan && deps.config.sync.rescan_window_days > 0) {
+      if (opts.rescan && rescanEnabled(deps.config)) {
         addCounts(counts, await rescanKind(deps, kind, cfg, rescanWindow(deps.config), { signal: opts.signal, allowMassRevoke: opts.allowMassRevoke === true }));
         await setLastRescan(deps.state, deps.t, kind, Date.now());
       }

@@ -5,6 +5,7 @@ import { ROW_PROBLEMS, type SourceRow } from '../mapping/map.js';
 import { MAPPING_LIMITS } from '../mapping/limits.js';
 import { dialectOf } from '../db/connect.js';
 import { cursorColumn, effectiveDateColumn, fieldColumn, sourceRelation } from './relation.js';
+import { idFloorKey, idLookbackStart, lookbackIds } from './idLookback.js';
 
 /**
  * A keyset position: the cursor column's value as the source database's own string (a
@@ -404,6 +405,8 @@ export async function* iterateChanged(
   watermark: Cursor | null,
   /**
    * `floor`: where sync.start_from began the kind; the lookback never reads rows before it.
+   * `lookbackSeconds`: 0 turns the lookback off, for id cursors too (their window is
+   * `cursor.lookback_ids` keys).
    * `horizon`: rows whose cursor time is later than `atMs` (a typo such as 2099, an app
    * server's fast clock) are held back and the read stops there. Passed, they would carry
    * the watermark beyond every later change; held, they come in once their time is reached
@@ -422,6 +425,8 @@ export async function* iterateChanged(
       inclusiveFrom = bound;
     }
   }
+  // An id cursor looks back by keys: ids commit out of order (see `idLookbackStart`).
+  if (cfg.cursor.mode === 'id' && watermark && opts.lookbackSeconds > 0) after = (await idLookbackStart(db, cfg, watermark, { ids: lookbackIds(cfg), floorKey: idFloorKey(opts.floor) })) ?? after;
   const col = cursorColumn(cfg);
   const horizon = cfg.cursor.mode === 'updated_at' ? opts.horizon : undefined;
   // One probe per pass instead of a query per page: keyless rows are rare (a query source

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { runCycle } from '../../pipeline/cycle.js';
 import { openPipeline } from '../../pipeline/worker.js';
+import { rescanEnabled } from '../../pipeline/rescanWindow.js';
 import { Daemon } from '../../worker/daemon.js';
 import { judgeHealth, Metrics, startMetricsServer, type HealthInput } from '../../metrics/metrics.js';
 import { describeError } from '../../errors.js';
@@ -48,7 +49,7 @@ export function register(program: Command): void {
           }
         },
         schedule: config.sync.schedule,
-        rescanSchedule: config.sync.rescan_window_days > 0 ? config.sync.rescan_schedule : null,
+        rescanSchedule: rescanEnabled(config) ? config.sync.rescan_schedule : null,
         leaseMs: config.sync.lock_lease_seconds * 1000,
         shutdownTimeoutMs: config.sync.shutdown_timeout_ms,
         logger,
