@@ -12,6 +12,8 @@ import { quotaFigures } from '../../state/quota.js';
 import type { ResolvedConfig } from '../../config/load.js';
 import type { Kind } from '../../kinds.js';
 import { loadContext, openDatabases } from '../context.js';
+import { runStatusAll } from './statusAllCommand.js';
+import { columns, fit } from '../table.js';
 
 const when = (ms: number | null | undefined) => (ms ? DateTime.fromMillis(ms).toUTC().toFormat("yyyy-MM-dd HH:mm:ss'Z'") : '—');
 
@@ -95,28 +97,7 @@ export async function collectStatus(db: Knex, t: StateTables, zones: Partial<Rec
   };
 }
 
-/** Cut a cell to `width`, keeping its head and tail (keys differ at either end): `OA-2026-…-000123`. */
-export function fit(text: string, width: number): string {
-  if (text.length <= width) return text;
-  if (width <= 1) return text.slice(0, width);
-  const head = Math.ceil((width - 1) / 2);
-  return `${text.slice(0, head)}…${text.slice(text.length - (width - 1 - head))}`;
-}
-
-/**
- * Columns as wide as their widest cell, each capped: a long key is shortened with an
- * ellipsis instead of pushing the rest of its row out of line. The last column runs free.
- */
-export function columns(header: readonly string[], rows: ReadonlyArray<readonly string[]>, caps: readonly number[]): string[] {
-  const widths = header.map((h, i) => Math.min(caps[i] ?? 40, Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length))));
-  const line = (cells: readonly string[]) =>
-    '  ' +
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : fit(c, widths[i]!).padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(header), ...rows.map(line)];
-}
+export { columns, fit } from '../table.js';
 
 export function renderStatus(s: Awaited<ReturnType<typeof collectStatus>>): string {
   const out: string[] = [];
@@ -192,7 +173,10 @@ export function register(program: Command): void {
     .command('status')
     .description('watermarks, sync-table counts per kind and status, oldest pending, last runs, latest errors')
     .option('--json', 'print JSON')
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .option('--all', 'one line per configuration of the config directory (--config-dir, else $ATTENDANCE_SYNC_CONFIG_DIR, else config/)')
+    .option('--config-dir <dir>', 'with --all: the directory of configurations')
+    .action(async (opts: { json?: boolean; all?: boolean; configDir?: string }, cmd: Command) => {
+      if (opts.all) return runStatusAll(cmd, opts);
       const { config } = loadContext(cmd);
       const dbs = openDatabases(config, { poolMax: 2 });
       try {
