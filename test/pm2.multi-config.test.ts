@@ -151,18 +151,26 @@ describe('several configurations under one pm2', () => {
     for (const s of syncs) expect(table.stdout).toMatch(new RegExp(`^  ${s.name}\\s+\\S+.*prefix ${s.name}_sync_.* ok\\s+\\d+`, 'm'));
   }, 150_000);
 
-  it('status --all reports a file that shares another one\'s state tables and lock, and an unreadable one', async () => {
+  it('status --all reports a file that shares another one\'s state tables and lock, a shared metrics port, and an unreadable one', async () => {
     const shared = YAML.parse(fs.readFileSync(path.join(dir, `${syncs[0]!.name}.yaml`), 'utf8'));
     shared.sync.namespace = 'other';
     shared.feishu.app_secret = 'inline';
     const extra = fs.mkdtempSync(path.join(home, 'more-'));
     for (const f of configFiles(dir)) fs.copyFileSync(f.file, path.join(extra, path.basename(f.file)));
+    shared.metrics = { enabled: true, host: '127.0.0.1', port: 19464 };
     fs.writeFileSync(path.join(extra, 'copy.yaml'), YAML.stringify(shared));
+    const other = YAML.parse(fs.readFileSync(path.join(dir, `${syncs[1]!.name}.yaml`), 'utf8'));
+    other.state = { table_prefix: 'copy2_' };
+    other.sync.namespace = 'copy2';
+    other.metrics = { enabled: true, host: '127.0.0.1', port: 19464 };
+    fs.writeFileSync(path.join(extra, 'copy2.yaml'), YAML.stringify(other));
     fs.writeFileSync(path.join(extra, 'broken.yaml'), 'sync:\n  schedule: "every minute"\n');
     const res = await runCli(['status', '--all', '--config-dir', extra], { env: secrets() });
     expect(res.code).toBe(1);
     expect(res.stdout).toMatch(new RegExp(`copy: shares its state tables and leader lock with ${syncs[0]!.name}`));
     expect(res.stdout).toMatch(new RegExp(`${syncs[0]!.name}: shares its state tables and leader lock with copy`));
     expect(res.stdout).toMatch(/broken: configuration: .*sync\.schedule/);
+    expect(res.stdout).toMatch(/copy2: listens for metrics on 127\.0\.0\.1:19464 like copy: give each file its own metrics\.port/);
+    expect(res.stdout).not.toMatch(/copy2: shares its state/);
   }, 60_000);
 });

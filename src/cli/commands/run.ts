@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { runCycle } from '../../pipeline/cycle.js';
 import { openPipeline } from '../../pipeline/worker.js';
 import { rescanEnabled } from '../../pipeline/rescanWindow.js';
+import { scheduledRescan } from '../../pipeline/onceRescan.js';
 import { Daemon } from '../../worker/daemon.js';
 import { judgeHealth, Metrics, startMetricsServer, type HealthInput } from '../../metrics/metrics.js';
 import { describeError } from '../../errors.js';
@@ -39,7 +40,8 @@ export function register(program: Command): void {
         },
         runCycle: async (signal, o) => {
           try {
-            const r = await runCycle(p.deps, { signal, rescan: o.rescan });
+            // A tick missed while the worker was down (a restart across it) is made up for from the stored last rescan.
+            const r = await runCycle(p.deps, { signal, rescan: o.rescan || (await scheduledRescan(p.deps, logger)) });
             lastCycle = { at: Date.now(), outcome: r.outcome, halted: r.send.halted, haltReason: r.send.haltReason, error: r.error };
             if (r.outcome !== 'failed' && r.send.halted === 0) lastGoodCycleAt = lastCycle.at;
           } catch (err) {

@@ -19,6 +19,7 @@ export interface ConfigSummary {
   readonly state: string | null;
   readonly tenant: string | null;
   readonly lock: { owner: string; heartbeatAt: number; leaseUntil: number } | null;
+  /** The last cycle that finished. */
   readonly lastCycle: { at: number; outcome: string } | null;
   readonly operations: { pending: number; failed: number; dead: number; invalid: number; sent: number };
   /** What is wrong: an unreadable configuration, an unreachable database, state shared with another file. */
@@ -56,8 +57,10 @@ async function summarise(f: ConfigFile): Promise<{ summary: ConfigSummary; confi
     else {
       const holder = await lockHolder(dbs.state, dbs.tables);
       lock = holder && holder.leaseUntil > Date.now() - 60_000 ? { owner: holder.owner, heartbeatAt: holder.heartbeatAt, leaseUntil: holder.leaseUntil } : null;
-      const cycle = (await lastRuns(dbs.state, dbs.tables, 20)).find((r) => r.type === 'cycle');
-      lastCycle = cycle ? { at: cycle.startedAt, outcome: cycle.outcome } : null;
+      // The last cycle that finished (one may be running right now: it says nothing yet).
+      const cycles = (await lastRuns(dbs.state, dbs.tables, 20)).filter((r) => r.type === 'cycle');
+      const done = cycles.find((r) => r.outcome !== 'running');
+      lastCycle = done ? { at: done.startedAt, outcome: done.outcome } : null;
       for (const c of await statusCounts(dbs.state, dbs.tables)) {
         if (c.status in operations) operations[c.status as keyof typeof operations] += c.count;
       }
@@ -75,13 +78,14 @@ async function summarise(f: ConfigFile): Promise<{ summary: ConfigSummary; confi
  * cycle and operations. Files that share one state (database and table prefix) share its
  * tables and its leader lock: one of the two syncs would wait forever and their watermarks
  * would mix; files that send to one tenant under one sync.namespace could collide in
- * idempotent ids. Both are reported as problems.
+ * idempotent ids; two metrics servers cannot share a port. All are reported as problems.
  */
 export async function statusAll(files: readonly ConfigFile[]): Promise<ConfigSummary[]> {
   const loaded = [];
   for (const f of files) loaded.push(await summarise(f));
   const byState = new Map<string, string[]>();
   const byTenant = new Map<string, string[]>();
+  const byPort = new Map<string, string[]>();
   for (const { summary, config } of loaded) {
     if (!config) continue;
     try {
@@ -92,12 +96,18 @@ export async function statusAll(files: readonly ConfigFile[]): Promise<ConfigSum
     }
     const tenant = `${config.feishu.base_url}|${config.feishu.app_id}|${config.sync.namespace}`;
     byTenant.set(tenant, [...(byTenant.get(tenant) ?? []), summary.name]);
+    if (config.metrics.enabled) {
+      const port = `${config.metrics.host}:${config.metrics.port}`;
+      byPort.set(port, [...(byPort.get(port) ?? []), summary.name]);
+    }
   }
   for (const { summary, config } of loaded) {
     if (!config) continue;
     const sharing = (byState.get(stateIdentity(config)) ?? []).filter((n) => n !== summary.name);
     if (sharing.length > 0) summary.problems.push(`shares its state tables and leader lock with ${sharing.join(', ')}: give each file its own state database or state.table_prefix`);
     const same = (byTenant.get(`${config.feishu.base_url}|${config.feishu.app_id}|${config.sync.namespace}`) ?? []).filter((n) => n !== summary.name);
+    const port = config.metrics.enabled ? (byPort.get(`${config.metrics.host}:${config.metrics.port}`) ?? []).filter((n) => n !== summary.name) : [];
+    if (port.length > 0) summary.problems.push(`listens for metrics on ${config.metrics.host}:${config.metrics.port} like ${port.join(', ')}: give each file its own metrics.port`);
     if (same.length > 0) summary.problems.push(`sends to the same Feishu app as ${same.join(', ')} under the same sync.namespace "${config.sync.namespace}": give each file its own namespace`);
   }
   return loaded.map((l) => l.summary);
