@@ -5,7 +5,8 @@ import { DateTime } from 'luxon';
 import YAML from 'yaml';
 import { createTestDatabase, dialectsUnderTest, type TestDatabase } from './helpers/databases.js';
 import { activeInLedger, diffLedger, expectedFromSource, prepareSample } from './helpers/pipeline.js';
-import { runCli, type CliResult } from './helpers/cli.js';
+import { spawn } from 'node:child_process';
+import { CLI, runCli, type CliResult } from './helpers/cli.js';
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
 import { firstOccurrence } from '../src/pipeline/rescanDue.js';
 
@@ -46,6 +47,8 @@ describe.each(dialectsUnderTest())('cron-driven once on an id-cursor source (%s)
   let emu: Emulator;
   let dir: string;
   let cli: (...args: string[]) => Promise<CliResult>;
+  let cfgFile: string;
+  let cliEnv: NodeJS.ProcessEnv;
 
   beforeAll(async () => {
     db = await createTestDatabase(dialect, `oncerescan_${dialect}`);
@@ -68,6 +71,8 @@ describe.each(dialectsUnderTest())('cron-driven once on an id-cursor source (%s)
     fs.writeFileSync(cfg, YAML.stringify(raw));
     const env = { SOURCE_DATABASE_URL: db.url, FEISHU_BASE_URL: emu.url, FEISHU_APP_ID: emu.appId, FEISHU_APP_SECRET: emu.appSecret };
     cli = (...args) => runCli(['--config', cfg, ...args], { env, timeoutMs: 90_000 });
+    cfgFile = cfg;
+    cliEnv = env;
   });
   afterAll(async () => {
     await emu?.close();
@@ -124,6 +129,28 @@ describe.each(dialectsUnderTest())('cron-driven once on an id-cursor source (%s)
     expect(rescanned(await once())).toBe(true);
     expect(await diff()).toEqual(inSync);
   });
+
+  it('run makes up a tick it missed while it was down, on its first cycle', async () => {
+    const row = (await db.db('leave_requests').where({ status: 'cancelled' }).orderBy('id').first('id')) as { id: number };
+    await db.db('leave_requests').where({ id: row.id }).update({ status: 'approved' });
+    await dayPasses();
+    const before = await diff();
+    expect(before.missing).toBe(1);
+    const child = spawn(process.execPath, [CLI, '--config', cfgFile, 'run'], { env: { PATH: process.env.PATH, TZ: 'UTC', NODE_ENV: 'test', ...cliEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    try {
+      const end = Date.now() + 60_000;
+      while (Date.now() < end && !/"message":"cycle finished"/.test(out)) await new Promise((r) => setTimeout(r, 200));
+      expect(out).toMatch(/rescan due by sync\.rescan_schedule/);
+      expect(await diff()).toEqual(inSync);
+    } finally {
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+    }
+  }, 90_000);
 
   it('--no-rescan skips a due rescan; --rescan forces one', async () => {
     await dayPasses();
