@@ -27,7 +27,8 @@ describe.each(dialectsUnderTest())('id cursor + rescan on %s', (dialect) => {
     const config = sampleConfig(db.url, emu, (raw) => {
       raw.feishu.rate_limit = 200;
       raw.kinds = { leave: raw.kinds.leave };
-      raw.kinds.leave.cursor = { mode: 'id' };
+      // No id lookback: its window (the last N ids) would re-read these 40 rows and see the edits itself.
+      raw.kinds.leave.cursor = { mode: 'id', lookback_ids: 0 };
     });
     const p = testPipeline(db, config);
     const first = await runCycle(p.deps);

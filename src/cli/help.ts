@@ -8,7 +8,7 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   once: ['npx attendance-sync once --config config/attendance-sync.yaml', 'npx attendance-sync once --rescan'],
   run: ['npx attendance-sync run --config config/attendance-sync.yaml', 'pm2 start ecosystem.config.js --env production'],
   backfill: ['npx attendance-sync backfill --from 2026-01-01 --to 2026-03-31 --dry-run', 'npx attendance-sync backfill --from 2026-01-01 --to 2026-03-31 --kinds leave,trip'],
-  status: ['npx attendance-sync status', 'npx attendance-sync status --json'],
+  status: ['npx attendance-sync status', 'npx attendance-sync status --json', 'ATTENDANCE_SYNC_CONFIG_DIR=config npx attendance-sync status --all'],
   retry: ['npx attendance-sync retry --status failed --kind leave', 'npx attendance-sync retry --status dead --id 1234'],
   reconcile: ['npx attendance-sync reconcile --from 2026-03-01 --to 2026-03-31', 'npx attendance-sync reconcile --from 2026-03-01 --to 2026-03-31 --repair'],
   emulator: ['npx attendance-sync emulator --port 8787 --strict --faults 5xx=0.05'],

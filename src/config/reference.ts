@@ -32,6 +32,7 @@ function typeOf(s: JsonSchema): string {
     return isField ? 'field' : s.anyOf.map(typeOf).join(' | ');
   }
   if (s.enum) return s.enum.map((v) => JSON.stringify(v)).join(' | ');
+  if (s.const !== undefined) return JSON.stringify(s.const);
   if (s.properties?.column && s.properties?.hours_per_day) return 'duration';
   if (s.type === 'array') return `list of ${s.items ? typeOf(s.items) : 'any'}`;
   if (s.type === 'object' && s.additionalProperties && typeof s.additionalProperties === 'object' && !s.properties) return 'map';

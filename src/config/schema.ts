@@ -98,6 +98,13 @@ const cursorSpec = z
       .default('updated_at')
       .describe('updated_at: keyset on (column, key); id: insert-only tables, keyset on key (use with rescan)'),
     column: columnName.optional().describe('the change-timestamp column (mode updated_at)'),
+    lookback_ids: z
+      .number()
+      .int()
+      .min(0)
+      .max(100_000)
+      .optional()
+      .describe('mode id: the last N keys up to the watermark are read again each poll, for ids that commit out of order (default 100; 0: off; sync.lookback_seconds: 0 turns it off too)'),
   })
   .refine((c) => c.mode === 'id' || c.column !== undefined, { message: 'mode updated_at needs `column`', path: ['column'] });
 
@@ -314,7 +321,10 @@ export const configSchema = z
           .regex(/^[A-Za-z0-9]{1,12}$/, { message: '1–12 letters or digits' })
           .default('fas')
           .describe('idempotency namespace: part of every idempotent_id; never change it after going live'),
-        rescan_window_days: z.number().int().min(0).max(400).default(45).describe('rescan compares records with effective dates in the last N days (0: off)'),
+        rescan_window_days: z
+          .union([z.number().int().min(0).max(400), z.literal('all')])
+          .default(45)
+          .describe('rescan compares records with effective dates in the last N days (0: off; all: every effective date, for small tables)'),
         rescan_schedule: cronExpression.default('17 3 * * *').describe('when `run` rescans (catches untrustworthy timestamps and hard deletes)'),
         reconcile_schedule: z
           .union([z.literal('0'), cronExpression])

@@ -12,6 +12,7 @@ import { emptyTimings, enabledKinds, type PipelineDeps, type StageTimings } from
 import { reevaluateInvalid } from './kindState.js';
 import { readChanges, watermarkLags } from './read.js';
 import { rescanKind, rescanWindow } from './rescan.js';
+import { rescanEnabled } from './rescanWindow.js';
 import { cycleSummary, PRETTY } from './summary.js';
 import { sender } from './wiring.js';
 import { yieldToEventLoop } from './yield.js';
@@ -79,7 +80,7 @@ export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal;
       const counts = await reevaluateInvalid(deps, kind, cfg, opts.signal);
       addCounts(counts, await reevaluateResolution(deps, kind, cfg, opts.signal));
       addCounts(counts, await readChanges(deps, kind, cfg, timings, opts.signal));
-      if (opts.rescan && deps.config.sync.rescan_window_days > 0) {
+      if (opts.rescan && rescanEnabled(deps.config)) {
         addCounts(counts, await rescanKind(deps, kind, cfg, rescanWindow(deps.config), { signal: opts.signal, allowMassRevoke: opts.allowMassRevoke === true }));
         await setLastRescan(deps.state, deps.t, kind, Date.now());
       }

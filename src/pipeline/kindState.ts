@@ -48,9 +48,9 @@ export async function applyStartFrom(deps: PipelineDeps, kind: Kind, cfg: AnyKin
   return position;
 }
 
-/** The bound sync.start_from began a timestamp kind at (null: none): the lookback stays above it. */
-export async function startFloor(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig): Promise<string | null> {
-  if (!deps.config.sync.start_from || cfg.cursor.mode !== 'updated_at') return null;
+/** The bound sync.start_from began a kind at (null: none; `after key K` for an id cursor): the lookback stays above it. */
+export async function startFloor(deps: PipelineDeps, kind: Kind, _cfg: AnyKindConfig): Promise<string | null> {
+  if (!deps.config.sync.start_from) return null;
   const ks = await getKindState(deps.state, deps.t, kind);
   return ks?.startedAt ? ks.startFrom : null;
 }

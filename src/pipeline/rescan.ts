@@ -8,6 +8,7 @@ import { countByEffectiveDate, existingKeys, readByEffectiveDate } from '../sour
 import { heldKeysPage } from '../state/records.js';
 import { mapRows, planDeps, type PipelineDeps } from './deps.js';
 import { prepareKind, prepareRows } from '../resolve/pipeline.js';
+import { rescanWindowOf } from './rescanWindow.js';
 import { yieldToEventLoop } from './yield.js';
 
 /** A window of effective dates, yyyy-MM-dd, both ends included. */
@@ -21,11 +22,7 @@ const HELD_PAGE = 1000;
 
 /** The window a cycle's rescan reads: sync.rescan_window_days back from today, a year ahead. */
 export function rescanWindow(config: ResolvedConfig, now = DateTime.now()): DateWindow {
-  const today = now.setZone(config.feishu.time_zone);
-  return {
-    from: today.minus({ days: config.sync.rescan_window_days }).toFormat('yyyy-MM-dd'),
-    to: today.plus({ days: 366 }).toFormat('yyyy-MM-dd'),
-  };
+  return rescanWindowOf(config, now);
 }
 
 /** How many source rows of a kind have an effective date in the window (what a rescan or backfill reads). */

@@ -6,6 +6,7 @@ import type { Cursor } from '../state/watermarks.js';
 import { cutProbe, PAGE_BYTES, probeList, problemRow, selectList } from './columns.js';
 import { asCursorText, completeLastKey, cursorTimeMs, instantOf, keyBinding, lookbackBound } from './keyset.js';
 import { cursorColumn, sourceRelation } from './relation.js';
+import { idFloorKey, idLookbackStart, lookbackIds } from './idLookback.js';
 
 /*
  * The change read: keyset pages after the watermark, with the lookback window re-read first.
@@ -190,6 +191,8 @@ export async function* iterateChanged(
       inclusiveFrom = bound;
     }
   }
+  // An id cursor looks back by keys: ids commit out of order (see `idLookbackStart`).
+  if (cfg.cursor.mode === 'id' && watermark && opts.lookbackSeconds > 0) after = (await idLookbackStart(db, cfg, watermark, { ids: lookbackIds(cfg), floorKey: idFloorKey(opts.floor) })) ?? after;
   const col = cursorColumn(cfg);
   const horizon = cfg.cursor.mode === 'updated_at' ? opts.horizon : undefined;
   // One probe per pass instead of a query per page: keyless rows are rare (a query source

@@ -7,6 +7,7 @@ import { DatabaseConnectError } from '../../db/connect.js';
 import { KINDS } from '../../kinds.js';
 import type { AnyKindConfig } from '../../config/schema.js';
 import { CheckReport } from '../../check/report.js';
+import { reportDetection } from '../../check/detection.js';
 import { isLeadingIndexColumn, requiredColumns, sourceColumns } from '../../check/introspect.js';
 import { cursorColumn as cursorColumnOf, sourceRelation } from '../../source/relation.js';
 import { TokenProvider } from '../../feishu/token.js';
@@ -165,6 +166,7 @@ export function register(program: Command): void {
             }
             await checkKind(report, dbs.source, kind, cfg);
             await checkKindMapping(report, dbs, config, kind, cfg);
+            reportDetection(report, config, kind, cfg);
             await firstCycle(report, dbs, config, hasState, kind, cfg);
           }
         }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { AppError, ExitCode } from '../../errors.js';
 import { runCycle, type CycleResult } from '../../pipeline/cycle.js';
 import { openPipeline } from '../../pipeline/wiring.js';
+import { scheduledRescan } from '../../pipeline/onceRescan.js';
 import { keepLease } from '../../state/lock.js';
 import { loadContext } from '../context.js';
 import { setExitCode } from '../exit.js';
@@ -22,7 +23,8 @@ export function register(program: Command): void {
   program
     .command('once')
     .description('run one full sync cycle (extract, plan, send), then exit; non-zero if anything failed or is dead')
-    .option('--rescan', 'also rescan the window of effective dates (sync.rescan_window_days)')
+    .option('--rescan', 'also rescan the window of effective dates (sync.rescan_window_days); without it, a rescan runs when sync.rescan_schedule has fired since the last one')
+    .option('--no-rescan', 'skip a rescan even when sync.rescan_schedule has one due')
     .option('--no-send', 'plan only: write operations to the sync table without sending them')
     .option('--allow-mass-revoke', 'with --rescan: revoke records gone from the source even beyond sync.max_revoke_fraction')
     .action(async (opts: { rescan?: boolean; send?: boolean; allowMassRevoke?: boolean }, cmd: Command) => {
@@ -43,7 +45,8 @@ export function register(program: Command): void {
           abort.abort(new Error('leadership lost'));
         });
         try {
-          const r = await runCycle(p.deps, { signal: abort.signal, rescan: opts.rescan === true, send: opts.send !== false, allowMassRevoke: opts.allowMassRevoke === true });
+          const rescan = opts.rescan ?? (await scheduledRescan(p.deps, logger));
+          const r = await runCycle(p.deps, { signal: abort.signal, rescan, send: opts.send !== false, allowMassRevoke: opts.allowMassRevoke === true });
           setExitCode(cmd, r.outcome === 'ok' && !lost ? ExitCode.OK : ExitCode.RUNTIME);
           const trouble = onceTrouble(r);
           if (trouble) process.stderr.write(`attendance-sync once: ${trouble}\n`);

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { runCycle } from '../../pipeline/cycle.js';
 import { openPipeline } from '../../pipeline/wiring.js';
+import { rescanEnabled } from '../../pipeline/rescanWindow.js';
+import { scheduledRescan } from '../../pipeline/onceRescan.js';
 import { Daemon } from '../../worker/daemon.js';
 import { judgeHealth, Metrics, startMetricsServer, type HealthInput } from '../../metrics/metrics.js';
 import { describeError } from '../../errors.js';
@@ -39,7 +41,8 @@ export function register(program: Command): void {
         },
         runCycle: async (signal, o) => {
           try {
-            const r = await runCycle(p.deps, { signal, rescan: o.rescan });
+            // A tick missed while the worker was down (a restart across it) is made up for from the stored last rescan.
+            const r = await runCycle(p.deps, { signal, rescan: o.rescan || (await scheduledRescan(p.deps, logger)) });
             if (o.reconcile && !signal.aborted) await scheduledReconcile(p.deps, signal);
             lastCycle = { at: Date.now(), outcome: r.outcome, halted: r.send.halted, haltReason: r.send.haltReason, error: r.error };
             if (r.outcome !== 'failed' && r.send.halted === 0) lastGoodCycleAt = lastCycle.at;
@@ -50,7 +53,7 @@ export function register(program: Command): void {
           }
         },
         schedule: config.sync.schedule,
-        rescanSchedule: config.sync.rescan_window_days > 0 ? config.sync.rescan_schedule : null,
+        rescanSchedule: rescanEnabled(config) ? config.sync.rescan_schedule : null,
         reconcileSchedule: config.sync.reconcile_schedule === '0' ? null : config.sync.reconcile_schedule,
         leaseMs: config.sync.lock_lease_seconds * 1000,
         shutdownTimeoutMs: config.sync.shutdown_timeout_ms,
