@@ -1,9 +1,57 @@
 import type { Command } from 'commander';
+import type { Knex } from 'knex';
 import { ConfigError } from '../../errors.js';
-import { isKind, KINDS } from '../../kinds.js';
-import { retryWithOutcome } from '../../state/syncRecords.js';
+import { isKind, KINDS, type Kind } from '../../kinds.js';
+import { retryWithOutcome, type RetryOutcome } from '../../state/syncRecords.js';
+import type { StateTables } from '../../state/tables.js';
 import { enabledKinds } from '../../pipeline/cycle.js';
 import { loadContext, openDatabases } from '../context.js';
+
+export interface RetryRequest {
+  status: string;
+  kind?: string | undefined;
+  id?: string | undefined;
+}
+
+/** Check a retry request's fields against the configured kinds; throws ConfigError naming the field. */
+export function checkRetryRequest(r: RetryRequest, configured: readonly Kind[], configPath: string): void {
+  if (r.status !== 'failed' && r.status !== 'dead') throw new ConfigError([`--status: must be failed or dead (got "${r.status}")`], 'invalid arguments');
+  if (r.kind !== undefined && !isKind(r.kind)) throw new ConfigError([`--kind: must be one of ${KINDS.join(', ')}`], 'invalid arguments');
+  if (r.kind !== undefined && !configured.includes(r.kind as Kind)) {
+    throw new ConfigError([`--kind: ${r.kind} is not configured and enabled in ${configPath} (configured: ${configured.join(', ') || 'none'})`], 'invalid arguments');
+  }
+}
+
+/**
+ * What `retry` does once its request is checked: queue the operations again (only what the
+ * source still wants, see `retryWithOutcome`) and say what happened, one line per outcome.
+ * Shared by the command and the console's POST /api/retry.
+ */
+export async function performRetry(db: Knex, t: StateTables, r: RetryRequest): Promise<{ outcome: RetryOutcome | null; lines: string[] }> {
+  const status = r.status as 'failed' | 'dead';
+  if (r.id !== undefined) {
+    let q = db(t.syncRecords).where({ source_key: r.id });
+    if (r.kind) q = q.andWhere({ kind: r.kind });
+    const known = (await q.select('kind', 'status').orderBy('id')) as Array<{ kind: string; status: string }>;
+    if (known.length === 0) {
+      throw new ConfigError([`--id: no operation for source key "${r.id}"${r.kind ? ` of kind ${r.kind}` : ''} in the sync table`], 'invalid arguments');
+    }
+    if (!known.some((k) => k.status === status)) {
+      return { outcome: null, lines: [`nothing to retry: source key "${r.id}" has no ${status} operation (its latest is ${known[known.length - 1]!.status})`] };
+    }
+  }
+  const outcome = await retryWithOutcome(db, t, {
+    status,
+    ...(r.kind ? { kind: r.kind as Kind } : {}),
+    ...(r.id ? { sourceKey: r.id } : {}),
+  });
+  const n = outcome.requeued;
+  const lines = [`${n} ${status} operation(s) queued again${n > 0 ? ': the next cycle sends them' : ''}`];
+  if (outcome.superseded > 0) lines.push(`${outcome.superseded} create(s) of a version the source no longer has: superseded (Feishu never stored them)`);
+  if (outcome.revokes > 0) lines.push(`${outcome.revokes} create(s) of a version the source no longer has: a revoke is queued (Feishu may hold them)`);
+  if (outcome.kept > 0) lines.push(`${outcome.kept} create(s) left ${status}: their source row is invalid now (see status); fix the row first`);
+  return { outcome, lines };
+}
 
 export function register(program: Command): void {
   program
@@ -16,35 +64,11 @@ export function register(program: Command): void {
       if (opts.status !== 'failed' && opts.status !== 'dead') throw new ConfigError([`--status: must be failed or dead (got "${opts.status}")`], 'invalid arguments');
       if (opts.kind !== undefined && !isKind(opts.kind)) throw new ConfigError([`--kind: must be one of ${KINDS.join(', ')}`], 'invalid arguments');
       const { config } = loadContext(cmd);
-      const configured = enabledKinds(config).map(([k]) => k);
-      if (opts.kind !== undefined && !configured.includes(opts.kind as (typeof KINDS)[number])) {
-        throw new ConfigError([`--kind: ${opts.kind} is not configured and enabled in ${config.configPath} (configured: ${configured.join(', ') || 'none'})`], 'invalid arguments');
-      }
+      checkRetryRequest(opts, enabledKinds(config).map(([k]) => k), config.configPath);
       const dbs = openDatabases(config, { poolMax: 1 });
       try {
-        if (opts.id !== undefined) {
-          let q = dbs.state(dbs.tables.syncRecords).where({ source_key: opts.id });
-          if (opts.kind) q = q.andWhere({ kind: opts.kind });
-          const known = (await q.select('kind', 'status').orderBy('id')) as Array<{ kind: string; status: string }>;
-          if (known.length === 0) {
-            throw new ConfigError([`--id: no operation for source key "${opts.id}"${opts.kind ? ` of kind ${opts.kind}` : ''} in the sync table`], 'invalid arguments');
-          }
-          if (!known.some((r) => r.status === opts.status)) {
-            process.stdout.write(`nothing to retry: source key "${opts.id}" has no ${opts.status} operation (its latest is ${known[known.length - 1]!.status})\n`);
-            return;
-          }
-        }
-        const r = await retryWithOutcome(dbs.state, dbs.tables, {
-          status: opts.status,
-          ...(opts.kind ? { kind: opts.kind as (typeof KINDS)[number] } : {}),
-          ...(opts.id ? { sourceKey: opts.id } : {}),
-        });
-        const n = r.requeued;
-        const lines = [`${n} ${opts.status} operation(s) queued again${n > 0 ? ': the next cycle sends them' : ''}`];
-        if (r.superseded > 0) lines.push(`${r.superseded} create(s) of a version the source no longer has: superseded (Feishu never stored them)`);
-        if (r.revokes > 0) lines.push(`${r.revokes} create(s) of a version the source no longer has: a revoke is queued (Feishu may hold them)`);
-        if (r.kept > 0) lines.push(`${r.kept} create(s) left ${opts.status}: their source row is invalid now (see status); fix the row first`);
-        process.stdout.write(lines.join('\n') + '\n');
+        const r = await performRetry(dbs.state, dbs.tables, opts);
+        process.stdout.write(r.lines.join('\n') + '\n');
       } finally {
         await dbs.close();
       }
