@@ -8,7 +8,8 @@ import { migration as m0006 } from './0006_kind_state.js';
 import { migration as m0008 } from './0008_tenant.js';
 import { migration as m0010 } from './0010_retention_index.js';
 import { migration as m0012 } from './0012_quota.js';
+import { migration as m0016 } from './0016_console_indexes.js';
 
 /** Every migration, in order. Names are stable forever: knex records them as applied. */
-export const MIGRATIONS: readonly StateMigration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0008, m0010, m0012];
+export const MIGRATIONS: readonly StateMigration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0008, m0010, m0012, m0016];
 export type { StateMigration };

@@ -1,0 +1,35 @@
+import type { StateMigration } from './types.js';
+
+/**
+ * The console finds one employee's or one source key's operations among all kinds: two index
+ * ranges instead of a scan of the sync table (the key index starts with the kind).
+ */
+const INDEXES = [
+  ['user_id', 'id'],
+  ['source_key', 'id'],
+] as const;
+
+const nameOf = (table: string, cols: readonly string[]) => `${table}_${cols[0] === 'user_id' ? 'user' : 'source'}_idx`;
+
+export const migration: StateMigration = {
+  name: '0016_console_indexes',
+  async up(knex, t) {
+    for (const cols of INDEXES) {
+      try {
+        await knex.schema.alterTable(t.syncRecords, (tb) => {
+          tb.index([...cols], nameOf(t.syncRecords, cols));
+        });
+      } catch (err) {
+        // MySQL / MariaDB commit DDL on their own: a re-run after a half-applied step finds the index.
+        if (!/exists|duplicate/i.test(String((err as Error).message))) throw err;
+      }
+    }
+  },
+  async down(knex, t) {
+    for (const cols of INDEXES) {
+      await knex.schema.alterTable(t.syncRecords, (tb) => {
+        tb.dropIndex([...cols], nameOf(t.syncRecords, cols));
+      });
+    }
+  },
+};
