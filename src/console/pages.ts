@@ -31,13 +31,13 @@ const CSS = `
 *{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,-apple-system,"PingFang SC","Microsoft YaHei",sans-serif;color:#1d2129;background:#f5f6f7}
 header{display:flex;flex-wrap:wrap;gap:.25rem 1rem;align-items:center;padding:.6rem 1rem;background:#1f2329;color:#fff}
 header a{color:#fff;text-decoration:none;padding:.2rem .1rem}header a[aria-current]{border-bottom:2px solid #4e83fd}
-header .brand{font-weight:600;margin-right:auto}main{padding:1rem;max-width:1200px;margin:0 auto}
+header .brand{font-weight:600;margin-right:auto}main{padding:1rem;max-width:1440px;margin:0 auto}
 h1{font-size:1.3rem;margin:.2rem 0 1rem}h2{font-size:1.05rem;margin:1.2rem 0 .5rem}
 section,.card{background:#fff;border:1px solid #dee0e3;border-radius:6px;padding:.75rem 1rem;margin-bottom:1rem}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(220px,1fr));gap:1rem}.cards .card{margin:0}
 .big{font-size:1.4rem;font-weight:600}.ok{color:#00a870}.bad{color:#d54941}.muted{color:#646a73}
 .scroll{overflow-x:auto}table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #eff0f1;vertical-align:top}
-th{font-weight:600;color:#646a73;white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{font-weight:600;color:#646a73;white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}td.nowrap{white-space:nowrap}td.meaning{min-width:12em}td.todo{min-width:14em}
 code,pre{font:12px/1.4 ui-monospace,Menlo,Consolas,monospace}pre{background:#f5f6f7;padding:.5rem;overflow-x:auto;margin:.3rem 0}
 .tag{display:inline-block;padding:0 .4rem;border-radius:3px;background:#eff0f1;font-size:12px}
 .tag.failed,.tag.dead{background:#fde2e2;color:#a32f28}.tag.invalid{background:#fff1d6;color:#8a5a00}.tag.sent{background:#d9f5e8;color:#006b47}
@@ -200,8 +200,8 @@ export function renderProblems(c: PageContext, f: ProblemsQuery, items: Operatio
     .map((o) => {
       const e = explanation(o, c.lang);
       const message = o.status === 'invalid' ? (o.reasons ?? []).join('; ') : (o.feishuMsg ?? '');
-      const dates = o.start && o.end ? `${o.start} – ${o.end}` : (o.effectiveDate ?? '—');
-      return `<tr data-key="${esc(o.sourceKey)}"><td>${tag(o.status)}</td><td>${esc(o.kind)}</td><td><a href="${recordHref(o.kind, o.sourceKey)}">${esc(o.sourceKey)}</a></td><td>${esc(o.userId ?? '—')}</td><td>${esc(dates)}</td><td>${codeCell(o)}</td><td class="meaning">${md(e.meaning)}</td><td class="todo">${md(e.todo)}</td><td class="num">${o.attempts}</td><td>${esc(when(o.updatedAt))}</td><td class="hide-s">${esc(message.slice(0, 200))}</td><td>${retryButton(c, o)}</td></tr>`;
+      const dates = o.start && o.end ? `${esc(o.start)} –<br>${esc(o.end)}` : esc(o.effectiveDate ?? '—');
+      return `<tr data-key="${esc(o.sourceKey)}"><td>${tag(o.status)}${c.actions ? `<div>${retryButton(c, o)}</div>` : ''}</td><td>${esc(o.kind)}</td><td><a href="${recordHref(o.kind, o.sourceKey)}">${esc(o.sourceKey)}</a></td><td>${esc(o.userId ?? '—')}</td><td class="nowrap">${dates}</td><td>${codeCell(o)}</td><td class="meaning">${md(e.meaning)}</td><td class="todo">${md(e.todo)}</td><td class="num">${o.attempts}</td><td class="nowrap">${esc(when(o.updatedAt))}</td><td class="hide-s">${esc(message.slice(0, 200))}</td></tr>`;
     })
     .join('');
   const keep = new URLSearchParams();
@@ -210,7 +210,7 @@ export function renderProblems(c: PageContext, f: ProblemsQuery, items: Operatio
   const nextLink = next !== null ? `<a href="/problems?${esc(new URLSearchParams([...keep, ['cursor', String(next)]]).toString())}" id="next-page">${esc(w.next)} →</a>` : '';
   const firstLink = c.url.searchParams.has('cursor') ? `<a href="/problems?${esc(keep.toString())}">← ${esc(w.first)}</a> ` : '';
   const table = items.length
-    ? `<div class="scroll"><table id="problems"><thead><tr><th>${esc(w.status)}</th><th>${esc(w.kind)}</th><th>${esc(w.sourceKey)}</th><th>${esc(w.employee)}</th><th>${esc(w.dates)}</th><th>${esc(w.code)}</th><th>${esc(w.meaning)}</th><th>${esc(w.todo)}</th><th>${esc(w.attempts)}</th><th>${esc(w.lastError)}</th><th class="hide-s">${esc(w.message)}</th><th>${c.actions ? esc(w.action) : ''}</th></tr></thead><tbody>${rows}</tbody></table></div>`
+    ? `<div class="scroll"><table id="problems"><thead><tr><th>${esc(w.status)}</th><th>${esc(w.kind)}</th><th>${esc(w.sourceKey)}</th><th>${esc(w.employeeCol)}</th><th>${esc(w.dates)}</th><th>${esc(w.code)}</th><th>${esc(w.meaning)}</th><th>${esc(w.todo)}</th><th>${esc(w.attempts)}</th><th>${esc(w.lastError)}</th><th class="hide-s">${esc(w.message)}</th></tr></thead><tbody>${rows}</tbody></table></div>`
     : `<p>${esc(w.noProblems)}</p>`;
   const readOnly = c.actions ? '' : `<p class="muted" id="read-only">${esc(w.readOnly)}</p>`;
   return layout(c, 'problems', w.problems, `${form}<section>${readOnly}${table}<p>${firstLink}${nextLink}</p></section>`);
@@ -224,7 +224,7 @@ export function renderRecord(c: PageContext, kind: string, key: string, story: R
   const current = cur
     ? `<section id="current"><h2>${esc(w.current)}</h2><table><tbody>
 <tr><th>${esc(w.state)}</th><td>${tag(cur.state)}</td></tr><tr><th>${esc(w.version)}</th><td><code>${esc(cur.version ?? '—')}</code></td></tr>
-<tr><th>${esc(w.employee)}</th><td>${esc(cur.userId ?? '—')}</td></tr><tr><th>${esc(w.dates)}</th><td>${esc(cur.effectiveDate ?? '—')}</td></tr>
+<tr><th>${esc(w.employeeCol)}</th><td>${esc(cur.userId ?? '—')}</td></tr><tr><th>${esc(w.dates)}</th><td>${esc(cur.effectiveDate ?? '—')}</td></tr>
 ${cur.reasons ? `<tr><th>${esc(w.reasons)}</th><td>${esc(cur.reasons.join('; '))}</td></tr>` : ''}
 <tr><th>${esc(w.firstSeen)}</th><td>${esc(when(cur.firstSeenAt))}</td></tr><tr><th>${esc(w.updated)}</th><td>${esc(when(cur.updatedAt))}</td></tr></tbody></table></section>`
     : '';
