@@ -218,9 +218,9 @@ export interface CyclePoint {
   sent: number;
 }
 
-/** Cycles started since `since` (the runs table's started_at index), oldest first, at most 500. */
+/** Cycles started since `since` (the runs table's started_at index), oldest first, at most 1,500 (a cycle a minute). */
 export async function cyclesSince(db: Knex, t: StateTables, since: number): Promise<CyclePoint[]> {
-  const rows = (await db(t.runs).where('started_at', '>=', since).andWhere({ type: 'cycle' }).orderBy('started_at', 'desc').limit(500)) as Row[];
+  const rows = (await db(t.runs).where('started_at', '>=', since).andWhere({ type: 'cycle' }).orderBy('started_at', 'desc').limit(1500)) as Row[];
   return rows.reverse().map((r) => {
     const counts = fromJson<Record<string, unknown>>(r.counts as string | null) ?? {};
     const started = toMillis(r.started_at as number) ?? 0;
@@ -241,4 +241,24 @@ export function kindParam(v: string | null): Kind | undefined {
   if (v === null || v === '') return undefined;
   if (!isKind(v)) throw new RangeError(`kind: unknown kind "${v}"`);
   return v;
+}
+
+/**
+ * The cycles of a window in at most `buckets` equal slots (the chart's bars): records read
+ * summed, the longest duration, and failed when any cycle of the slot failed.
+ */
+export function bucketCycles(points: readonly CyclePoint[], from: number, to: number, buckets = 96): CyclePoint[] {
+  const width = (to - from) / buckets;
+  const out: CyclePoint[] = [];
+  for (const p of points) {
+    const slot = Math.min(buckets - 1, Math.max(0, Math.floor((p.startedAt - from) / width)));
+    const at = from + slot * width;
+    let b = out.at(-1);
+    if (!b || b.startedAt !== at) out.push((b = { id: p.id, startedAt: at, durationMs: 0, outcome: 'ok', read: 0, sent: 0 }));
+    b.read += p.read;
+    b.sent += p.sent;
+    b.durationMs = Math.max(b.durationMs ?? 0, p.durationMs ?? 0);
+    if (p.outcome === 'failed' || p.outcome === 'crashed') b.outcome = p.outcome;
+  }
+  return out;
 }

@@ -11,7 +11,7 @@ import { collectStatus, cursorZones, quotaSettings } from '../cli/commands/statu
 import { checkRetryRequest, performRetry } from '../cli/commands/retry.js';
 import { pickLang } from './i18n.js';
 import { renderOverview, renderProblems, renderRecord, type PageContext } from './pages.js';
-import { cyclesSince, DEFAULT_PAGE, kindParam, listProblems, MAX_PAGE, PROBLEM_STATUSES, recordStory, type ProblemStatus } from './queries.js';
+import { bucketCycles, cyclesSince, DEFAULT_PAGE, kindParam, listProblems, MAX_PAGE, PROBLEM_STATUSES, recordStory, type ProblemStatus } from './queries.js';
 
 /*
  * The web console on the metrics listener: Overview, Problems and Record pages, the JSON they
@@ -203,7 +203,7 @@ export function createConsole(deps: ConsoleDeps): (req: http.IncomingMessage, re
       } else if (path === '/') {
         const t = now();
         const [s, health, cycles] = await Promise.all([status(), deps.health(), cyclesSince(deps.db, deps.tables, t - 24 * 3600_000)]);
-        sendHtml(res, 200, renderOverview(ctx, { status: s, health, cycles, now: t }), langCookie);
+        sendHtml(res, 200, renderOverview(ctx, { status: s, health, cycles: bucketCycles(cycles, t - 24 * 3600_000, t), now: t }), langCookie);
       } else if (path === '/problems') {
         const f = problemFilter(url.searchParams);
         const page = await listProblems(deps.db, deps.tables, f);
