@@ -18,6 +18,7 @@ export const ENV_OVERRIDES: ReadonlyArray<readonly [string, readonly string[]]> 
   ['FEISHU_BASE_URL', ['feishu', 'base_url']],
   ['SOURCE_DATABASE_URL', ['source', 'url']],
   ['STATE_DATABASE_URL', ['state', 'url']],
+  ['ATTENDANCE_SYNC_CONSOLE_TOKEN', ['console', 'token']],
 ];
 
 /** The validated configuration every module receives; nothing reads process.env after this. */
@@ -137,6 +138,7 @@ export function resolveConfig(rawInput: unknown, opts: { env?: NodeJS.ProcessEnv
   const urlProblems = checkUrls(cfg);
   if (urlProblems.length > 0) throw new ConfigError(urlProblems);
   registerSecret(cfg.feishu.app_secret);
+  registerSecret(cfg.console.token);
   for (const url of [cfg.source.url, cfg.state.url]) {
     if (!url) continue;
     const target = parseDatabaseUrl(url);

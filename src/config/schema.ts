@@ -391,6 +391,16 @@ export const configSchema = z
       })
       .default({ enabled: false, host: '127.0.0.1', port: 9464, stale_after_seconds: 900 })
       .describe('metrics and health endpoint'),
+    console: z
+      .strictObject({
+        token: z
+          .string()
+          .min(16)
+          .optional()
+          .describe('enables the web console actions (POST /api/retry) for requests carrying Authorization: Bearer TOKEN; at least 16 characters; env ATTENDANCE_SYNC_CONSOLE_TOKEN overrides; never logged. Unset: the console is read-only'),
+      })
+      .default({})
+      .describe('web console served on the metrics listener (GET /) when metrics.enabled'),
     kinds: z
       .strictObject({
         leave: leaveKindSchema.optional().describe('leave (请假) → user_approval.leaves'),

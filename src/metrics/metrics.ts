@@ -194,6 +194,8 @@ export async function startMetricsServer(opts: {
   port: number;
   metrics: Metrics;
   health: () => Health | Promise<Health>;
+  /** Further routes (the web console): answers and returns true, or false for a path it does not serve. */
+  console?: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<boolean>;
 }): Promise<http.Server & { url: string }> {
   const limits = METRICS_LISTENER_LIMITS;
   const serverOptions: http.ServerOptions = {
@@ -212,7 +214,7 @@ export async function startMetricsServer(opts: {
           const h = await opts.health();
           res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' });
           res.end(JSON.stringify(h));
-        } else {
+        } else if (!(await opts.console?.(req, res))) {
           res.writeHead(404, { 'content-type': 'text/plain' });
           res.end('not found: try /metrics or /healthz\n');
         }

@@ -9,6 +9,8 @@ import { describeError } from '../../errors.js';
 import { loadContext } from '../context.js';
 import { scheduledReconcile } from '../../reconcile/scheduled.js';
 import { TenantMismatchError } from '../../state/tenant.js';
+import { createConsole } from '../../console/server.js';
+import { enabledKinds } from '../../pipeline/deps.js';
 
 export function register(program: Command): void {
   program
@@ -59,19 +61,21 @@ export function register(program: Command): void {
         shutdownTimeoutMs: config.sync.shutdown_timeout_ms,
         logger,
       });
+      const health = () => {
+        const s = daemon.status;
+        metrics?.leader.set(s.state === 'leader' ? 1 : 0);
+        return judgeHealth({ state: s.state, startedAt, lastGoodCycleAt, lastCycle, staleAfterMs: config.metrics.stale_after_seconds * 1000 });
+      };
       const server = metrics
         ? await startMetricsServer({
             host: config.metrics.host,
             port: config.metrics.port,
             metrics,
-            health: () => {
-              const s = daemon.status;
-              metrics.leader.set(s.state === 'leader' ? 1 : 0);
-              return judgeHealth({ state: s.state, startedAt, lastGoodCycleAt, lastCycle, staleAfterMs: config.metrics.stale_after_seconds * 1000 });
-            },
+            health,
+            console: createConsole({ db: p.dbs.state, tables: p.dbs.tables, config, health, kinds: enabledKinds(config).map(([k]) => k) }),
           })
         : undefined;
-      if (server) logger.info('metrics listening', { url: `${server.url}/metrics` });
+      if (server) logger.info('metrics listening', { url: `${server.url}/metrics`, console: `${server.url}/`, consoleActions: Boolean(config.console.token) });
 
       // pm2 stops with SIGINT (then SIGKILL after kill_timeout); systemd and docker with SIGTERM.
       const onSignal = (sig: string) => void daemon.stop(sig);
