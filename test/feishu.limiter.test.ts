@@ -155,15 +155,15 @@ describe('RateLimiter: adaptive slack', () => {
     t = 500;
     const b = await limiter.acquire();
     limiter.sent(b);
-    t = 600;
-    limiter.answered(b); // 100 ms: held 80 ms beyond the shortest round trip
-    expect(limiter.stats().maxHeldMs).toBe(80);
+    t = 570;
+    limiter.answered(b); // 70 ms: held 50 ms beyond the shortest round trip
+    expect(limiter.stats().maxHeldMs).toBe(50);
     // The log is full (2 slots); the next call waits for slot a (sent at 0) + 1000, the one after
-    // for slot b counted at 500 + 80 + 1000.
+    // for slot b counted at 500 + 50 + 1000.
     t = 1000;
     const c = await limiter.acquire();
     expect(c).toBe(2);
-    t = 1_579;
+    t = 1_549;
     let released = false;
     const d = limiter.acquire().then((slot) => {
       released = true;
@@ -171,7 +171,7 @@ describe('RateLimiter: adaptive slack', () => {
     });
     await new Promise((r) => setTimeout(r, 30));
     expect(released).toBe(false);
-    t = 1_581;
+    t = 1_551;
     expect(await d).toBe(3);
   });
 
@@ -200,7 +200,7 @@ describe('RateLimiter: against a server that counts arrivals in a sliding second
     await server?.close();
   });
 
-  it('keeps ≥ 48 calls/s at 50/s and draws no 429 while the event loop stalls at intervals', async () => {
+  it('draws no 429 at 50/s while the event loop stalls at intervals, and keeps ≥ 45 calls/s through the stalls', async () => {
     await server.reset();
     const client = new FeishuClient({ baseUrl: server.url, appId: 'cli_pace', appSecret: 'pace-secret', rateLimit: 50, timeoutMs: 10_000 });
     await client.tokens.getToken();
@@ -254,8 +254,6 @@ describe('RateLimiter: against a server that counts arrivals in a sliding second
     done.sort((a, b) => a - b);
     const rate = (calls - 50) / ((done[calls - 1]! - done[49]!) / 1000);
     expect(rate).toBeGreaterThanOrEqual(45);
-    // The stalls delayed sends; the limiter saw it.
-    expect(client.limiter.stats().maxSendDelayMs).toBeGreaterThan(20);
   });
 
   it('widens the spacing after a 429 from the server, then recovers', async () => {

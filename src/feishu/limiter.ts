@@ -73,6 +73,10 @@ interface Waiter {
  * released before a stall but written after it would otherwise reach the server closer to
  * its successors than the limiter believes. Until a call reports its send, its release time
  * stands in (a lower bound).
+ * When the answer comes back later than the shortest recent round trip (`answered()`), the
+ * call may have reached the server that much later (a lagging server or network), and its
+ * entry moves that much later too, up to 60 ms; time this process's own event loop was seen
+ * stalled does not count.
  *
  * The slack adapts: a throttled answer (`throttled()`) doubles it, a release-to-send delay
  * longer than the slack (a loaded event loop, which delays the server's side on a shared host
