@@ -76,7 +76,8 @@ interface Waiter {
  * When the answer comes back later than the shortest recent round trip (`answered()`), the
  * call may have reached the server that much later (a lagging server or network), and its
  * entry moves that much later too, up to 60 ms; time this process's own event loop was seen
- * stalled does not count.
+ * stalled does not count. (Discounting the slack from that lateness let 429s through beside
+ * a CPU hog: the slack is for what cannot be measured.)
  *
  * The slack adapts: a throttled answer (`throttled()`) doubles it, a release-to-send delay
  * longer than the slack (a loaded event loop, which delays the server's side on a shared host
@@ -235,7 +236,7 @@ export class RateLimiter {
     const stalled = Math.max(0, Math.min(now, this.stallTo) - Math.max(this.log[i]!, this.stallFrom));
     const held = Math.min(rtt - this.rttMin - stalled, MAX_HELD_MS);
     if (held > 0) {
-      this.log[i]! += held;
+      this.log[i] = this.log[i]! + held;
       if (held > this.maxHeld) this.maxHeld = held;
     }
   }
