@@ -152,6 +152,8 @@ describe('FeishuClient.createUserApproval', () => {
     slow: ['FEISHU_TIMEOUT', 'FEISHU_AMBIGUOUS'],
     drop: ['FEISHU_NETWORK', 'FEISHU_AMBIGUOUS'],
     '429': ['FEISHU_RATE_LIMITED'],
+    '1000004': ['FEISHU_RATE_LIMITED'],
+    '1000005': ['FEISHU_RATE_LIMITED'],
     'stored-then-failed': ['FEISHU_INTERNAL', 'FEISHU_NETWORK', 'FEISHU_AMBIGUOUS'],
     'no-row-affected': ['FEISHU_NO_ROW_AFFECTED'],
     quota: ['FEISHU_QUOTA_EXCEEDED'],

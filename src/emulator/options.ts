@@ -57,7 +57,7 @@ export interface EmulatorOptions {
   echoLeaveDetailRanges: boolean;
   /** Leave `interval` in query results: present, or left out ("暂未开放提供"). */
   queryInterval: 'provided' | 'omitted';
-  /** Fault probabilities per attendance call, e.g. `5xx=0.02,drop=0.02,stored-then-failed=0.02`. */
+  /** Fault probabilities per attendance call, e.g. `5xx=0.02,drop=0.02,stored-then-failed=0.02,1000004=0.01`. */
   faults: FaultSpec;
   seed: number;
   /** Delay of a `slow` fault, ms (longer than the client's timeout). */
@@ -100,7 +100,11 @@ export interface DirectoryUser {
   resigned?: boolean;
 }
 
-export const FAULT_KINDS = Object.freeze(['5xx', '502', 'slow', 'drop', '429', 'stored-then-failed', 'no-row-affected', 'quota'] as const);
+/**
+ * `1000004` / `1000005`: the generic code list's "method rate limited" and "app rate limited"
+ * (HTTP 400, no reset header), throttling like 99991400.
+ */
+export const FAULT_KINDS = Object.freeze(['5xx', '502', 'slow', 'drop', '429', '1000004', '1000005', 'stored-then-failed', 'no-row-affected', 'quota'] as const);
 export type FaultKind = (typeof FAULT_KINDS)[number];
 export type FaultSpec = Partial<Record<FaultKind, number>>;
 

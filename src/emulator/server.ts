@@ -211,6 +211,12 @@ export class EmulatorServer {
         case '429':
           this.stats_.rateLimited++;
           return this.throttled();
+        case '1000004':
+          this.stats_.rateLimited++;
+          return fail(400, 1000004, 'method rate limited');
+        case '1000005':
+          this.stats_.rateLimited++;
+          return fail(400, 1000005, 'app rate limited');
         case 'no-row-affected':
           return fail(400, 1220600, 'no row affected');
         case 'quota':

@@ -326,7 +326,7 @@ export class FeishuClient {
     let usedToken: string | undefined;
     const attempt = async (): Promise<T> => {
       // The slot first, then the token: the token is then as fresh as possible when sent.
-      await this.limiter.acquire(spec.signal);
+      const slot = await this.limiter.acquire(spec.signal);
       const token = await this.tokens.getToken(spec.signal);
       usedToken = token;
       this.counters.requests += 1;
@@ -338,7 +338,9 @@ export class FeishuClient {
         token,
         signal: spec.signal,
         isWrite: spec.isWrite,
+        onSent: () => this.limiter.sent(slot),
       });
+      this.limiter.answered(slot);
       const failure = classifyResponse(spec.endpoint, res, spec.isWrite);
       if (failure) throw failure;
       this.onSuccess?.(spec.endpoint);
@@ -357,6 +359,7 @@ export class FeishuClient {
     switch (e.type) {
       case 'rate_limited':
         this.counters.rateLimited += 1;
+        this.limiter.throttled();
         this.logger?.warn('feishu rate limited; waiting for the reset', { ...e.error.toJSON(), delayMs: e.delayMs });
         break;
       case 'token_refresh':

@@ -1,3 +1,4 @@
+import type { ClientRequest } from 'node:http';
 import got, { type Got } from 'got';
 import { classifyThrown, type FeishuEndpoint, type RawResponse } from './errors.js';
 import { abortReason } from './retry.js';
@@ -24,6 +25,8 @@ export interface SendArgs {
   signal?: AbortSignal | undefined;
   /** The call writes (create, process): a lost reply may hide a stored write. */
   isWrite: boolean;
+  /** Called once the request has been written to the socket (the rate limiter counts sends). */
+  onSent?: (() => void) | undefined;
 }
 
 /**
@@ -51,12 +54,15 @@ export class FeishuHttp {
     if (args.token !== undefined) headers.authorization = `Bearer ${args.token}`;
     let response;
     try {
-      response = await this.got.post(args.path.replace(/^\/+/, ''), {
+      const pending = this.got.post(args.path.replace(/^\/+/, ''), {
         headers,
         body: JSON.stringify(args.body),
         ...(args.searchParams ? { searchParams: args.searchParams } : {}),
         ...(args.signal ? { signal: args.signal } : {}),
       });
+      const onSent = args.onSent;
+      if (onSent) pending.on('request', (req: ClientRequest) => req.once('finish', onSent));
+      response = await pending;
     } catch (err) {
       // Never rethrow the got error itself: its options hold the Authorization header.
       if (args.signal?.aborted) throw abortReason(args.signal);
