@@ -56,10 +56,10 @@ export async function startEmulator(options: Partial<EmulatorOptions> = {}): Pro
     reset: () => emu.reset(),
     setOptions: (p) => emu.setOptions(p),
     admin: {
-      revoke: (id) => emu.adminRevoke(id),
-      edit: (id, fields) => emu.adminEdit(id, fields),
-      create: (o) => emu.adminCreate(o),
-      delete: (id) => emu.adminDelete(id),
+      revoke: (id) => emu.admin.revoke(id),
+      edit: (id, fields) => emu.admin.edit(id, fields),
+      create: (o) => emu.admin.create(o),
+      delete: (id) => emu.admin.delete(id),
     },
     close: () =>
       new Promise<void>((resolve) => {

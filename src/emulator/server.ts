@@ -1,11 +1,11 @@
 import http from 'node:http';
 import crypto from 'node:crypto';
 import { DateTime } from 'luxon';
-import { ARRAY_KIND, Ledger } from './ledger.js';
-import type { Kind } from '../kinds.js';
+import { Ledger } from './ledger.js';
 import { fail, type Answer, type EmulatorStats, type Endpoint } from './answers.js';
 import { AttendanceEndpoints } from './attendance.js';
 import { CONTACT_PATH, ContactEndpoint } from './contact.js';
+import { AdminActions } from './admin.js';
 import { DEFAULT_OPTIONS, FAULT_KINDS, optionsFromEnv, parseFaults, seededRandom, type EmulatorOptions, type FaultKind } from './options.js';
 
 /*
@@ -43,6 +43,13 @@ export class EmulatorServer {
       },
       get stats() {
         return server.stats_;
+      },
+      now: () => server.now(),
+    }))(this);
+  readonly admin = ((server: EmulatorServer) =>
+    new AdminActions({
+      get ledger() {
+        return server.ledger;
       },
       now: () => server.now(),
     }))(this);
@@ -323,70 +330,6 @@ export class EmulatorServer {
     return null;
   }
 
-  // --- admin actions (what an administrator does in the attendance console) -----------------------
-
-  /** An admin withdraws an approval in the console: status 4, no API call involved. */
-  adminRevoke(approvalId: string): boolean {
-    const entry = this.ledger.get(approvalId);
-    if (!entry || entry.status !== 2) return false;
-    entry.status = 4;
-    entry.revokedAt = this.now();
-    return true;
-  }
-
-  /** An approval created by hand or by another system: no idempotent_id unless given. Returns its approval_id. */
-  adminCreate(o: { userId: string; kind: Kind; item: Record<string, unknown>; date?: string }): string {
-    const approvalId = this.ledger.newApprovalId();
-    const date = o.date ?? String(o.item.start_time ?? '').slice(0, 10).replace(/-/g, '');
-    this.ledger.add({
-      approvalId,
-      kind: o.kind,
-      userId: o.userId,
-      date,
-      idempotentId: typeof o.item.idempotent_id === 'string' ? o.item.idempotent_id : null,
-      item: { ...o.item, approval_id: approvalId },
-      status: 2,
-      createdAt: this.now(),
-      revokedAt: null,
-    });
-    return approvalId;
-  }
-
-  /** An admin edits an approval's fields (times, type) in the console. */
-  adminEdit(approvalId: string, fields: Record<string, unknown>): boolean {
-    const entry = this.ledger.get(approvalId);
-    if (!entry) return false;
-    Object.assign(entry.item, fields, { approval_id: approvalId });
-    return true;
-  }
-
-  /** Feishu no longer holds an approval at all (under any status). */
-  adminDelete(approvalId: string): boolean {
-    return this.ledger.delete(approvalId);
-  }
-
-  private admin(action: string, raw: string): Answer {
-    const b = (this.parseJson(raw) ?? {}) as Record<string, unknown>;
-    const id = typeof b.approval_id === 'string' ? b.approval_id : '';
-    const done = (applied: boolean) => (applied ? { status: 200, body: { ok: true } } : fail(404, 404, `no approval ${id} (approved) in the ledger`));
-    switch (action) {
-      case 'revoke':
-        return done(this.adminRevoke(id));
-      case 'edit':
-        return done(this.adminEdit(id, (b.fields ?? {}) as Record<string, unknown>));
-      case 'delete':
-        return done(this.adminDelete(id));
-      case 'create': {
-        const kind = ARRAY_KIND[String(b.array ?? '')] ?? (typeof b.kind === 'string' && Object.values(ARRAY_KIND).includes(b.kind as Kind) ? (b.kind as Kind) : undefined);
-        if (!kind || typeof b.user_id !== 'string' || typeof b.item !== 'object' || b.item === null) return fail(400, 400, 'admin/create needs kind, user_id and item');
-        const approvalId = this.adminCreate({ userId: b.user_id, kind, item: b.item as Record<string, unknown>, ...(typeof b.date === 'string' ? { date: b.date } : {}) });
-        return { status: 200, body: { ok: true, approval_id: approvalId } };
-      }
-      default:
-        return fail(404, 404, 'not found');
-    }
-  }
-
   // --- introspection ---------------------------------------------------------------------------------
 
   private introspect(method: string, path: string, raw: string): Answer {
@@ -398,7 +341,7 @@ export class EmulatorServer {
       this.reset();
       return { status: 200, body: { ok: true } };
     }
-    if (path.startsWith('/_emulator/admin/') && method === 'POST') return this.admin(path.slice('/_emulator/admin/'.length), raw);
+    if (path.startsWith('/_emulator/admin/') && method === 'POST') return this.admin.answer(path.slice('/_emulator/admin/'.length), raw);
     if (path === '/_emulator/options' && method === 'POST') {
       const patch = (this.parseJson(raw) ?? {}) as Partial<EmulatorOptions> & { faults?: unknown };
       if (typeof patch.faults === 'string') patch.faults = parseFaults(patch.faults);

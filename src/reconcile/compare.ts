@@ -103,3 +103,25 @@ export function sentItem(kind: Kind, payload: unknown): Record<string, unknown> 
   const p = (payload ?? {}) as Record<string, unknown>;
   return ((p[KIND_ARRAY[kind]] as Array<Record<string, unknown>> | undefined) ?? [])[0] ?? {};
 }
+
+export interface Drift {
+  readonly type: DriftType;
+  readonly kind: Kind;
+  /** The source key; null for an item unknown to the sync table or foreign. */
+  readonly sourceKey: string | null;
+  readonly userId: string;
+  readonly approvalId: string | null;
+  readonly idempotentId: string | null;
+  readonly startTime: string | null;
+  readonly endTime: string | null;
+  readonly detail: string;
+  /**
+   * none: reported only (no --repair); queued: repair operations written, not all sent yet;
+   * repaired: the repair reached Feishu; never: foreign, left alone.
+   */
+  repair: 'none' | 'queued' | 'repaired' | 'never';
+}
+
+export function str(v: unknown): string | null {
+  return typeof v === 'string' ? v : null;
+}

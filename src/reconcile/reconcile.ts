@@ -12,26 +12,12 @@ import { upsertRecords, type RecordState, type RecordUpsert } from '../state/rec
 import { OP_STATUS, OPERATION_TYPES, insertOperations, revokeOf, type NewOperation, type OutboxOperation } from '../state/outbox.js';
 import { quotaFigures } from '../state/quota.js';
 import type { SendCounts } from '../send/sender.js';
-import { differences, flattenItems, isOurs, sentItem, type DriftType, type FeishuItem } from './compare.js';
+import { differences, flattenItems, isOurs, sentItem, str, type Drift, type DriftType, type FeishuItem } from './compare.js';
 import { loadKeyRows, syncRowsByIdempotencyKey, type KeyRows } from './rows.js';
+import { currentCreate, settleRepairs, standInKey, writeRepairs } from './repair.js';
 
-export interface Drift {
-  readonly type: DriftType;
-  readonly kind: Kind;
-  /** The source key; null for an item unknown to the sync table or foreign. */
-  readonly sourceKey: string | null;
-  readonly userId: string;
-  readonly approvalId: string | null;
-  readonly idempotentId: string | null;
-  readonly startTime: string | null;
-  readonly endTime: string | null;
-  readonly detail: string;
-  /**
-   * none: reported only (no --repair); queued: repair operations written, not all sent yet;
-   * repaired: the repair reached Feishu; never: foreign, left alone.
-   */
-  repair: 'none' | 'queued' | 'repaired' | 'never';
-}
+
+export type { Drift } from './compare.js';
 
 export interface ReconcileResult {
   readonly from: string;
@@ -266,9 +252,6 @@ function dateWindowsCount(from: string, to: string, now: number, zone: string): 
   return to < from ? 0 : dateWindows(ymdOf(from), ymdOf(to), now, zone, 'PeriodTime').length;
 }
 
-function str(v: unknown): string | null {
-  return typeof v === 'string' ? v : null;
-}
 
 function driftOf(type: DriftType, kind: Kind, sourceKey: string | null, userId: string, item: FeishuItem, detail: string): Drift {
   return { type, kind, sourceKey, userId, approvalId: item.approvalId, idempotentId: item.idempotentId, startTime: str(item.item.start_time), endTime: str(item.item.end_time), detail, repair: 'none' };
@@ -293,140 +276,6 @@ function isBusy(ops: readonly OutboxOperation[]): boolean {
   return ops.some((op) => op.status === OP_STATUS.PENDING || op.status === OP_STATUS.SENDING || op.status === OP_STATUS.FAILED || op.status === OP_STATUS.DEAD);
 }
 
-/**
- * The create Feishu should hold approved for a key: the newest create of the record's current
- * version, when it was sent and no revoke undoes it. None for a cancelled record.
- */
-function currentCreate(rec: RecordState | undefined, ops: readonly OutboxOperation[]): OutboxOperation | null {
-  if (!rec || rec.state === 'inactive' || rec.version === null) return null;
-  const undone = new Set(ops.filter((op) => op.operation === OPERATION_TYPES.REVOKE && op.revokesId !== null).map((op) => op.revokesId!));
-  const newest = ops.filter((op) => op.operation === OPERATION_TYPES.CREATE && op.version === rec.version).at(-1);
-  if (!newest || newest.status !== OP_STATUS.SENT || undone.has(newest.id)) return null;
-  return newest;
-}
-
-/**
- * The repairs, in one state transaction:
- * - missing / revoked in Feishu: the old create is marked revoked, the next generation of the
- *   same version is queued (a new idempotent_id: Feishu would refuse the old one as a duplicate);
- * - differs: a revoke of the current create, then the next generation;
- * - active in Feishu for a create that is not current: its revoke (queued again if it exists);
- *   for an item unknown to the sync table, a create row that stands for it and its revoke.
- */
-async function writeRepairs(deps: PipelineDeps, drifts: readonly Drift[], active: readonly FeishuItem[], known: ReadonlyMap<string, OutboxOperation>, now: number): Promise<void> {
-  const { state, t } = deps;
-  const namespace = deps.config.sync.namespace;
-  const itemById = new Map(active.map((i) => [i.approvalId, i]));
-  await state.transaction(async (trx) => {
-    for (const d of drifts) {
-      if (d.type === 'missing-in-feishu' || d.type === 'revoked-in-feishu' || d.type === 'differs') {
-        const rows = await loadKeyRows(trx, t, d.kind, null, null, [d.sourceKey!]);
-        const rec = rows.records.get(d.sourceKey!);
-        const ops = rows.ops.get(d.sourceKey!) ?? [];
-        const current = currentCreate(rec, ops);
-        if (!rec || !current) continue;
-        const next: NewOperation[] = [];
-        if (d.type === 'differs') {
-          if (d.approvalId && !current.approvalId) await trx(t.syncRecords).where({ id: current.id }).update({ approval_id: d.approvalId, updated_at: now });
-          next.push(revokeOf(current));
-        } else {
-          await trx(t.syncRecords).where({ id: current.id }).update({ status: OP_STATUS.REVOKED, updated_at: now });
-        }
-        const used = ops.filter((op) => op.operation === OPERATION_TYPES.CREATE && op.version === current.version).map((op) => op.generation);
-        const generation = Math.max(...used) + 1;
-        const idem = idempotencyKey({ namespace, kind: d.kind, sourceKey: current.sourceKey, version: current.version, generation });
-        next.push({
-          kind: d.kind,
-          sourceKey: current.sourceKey,
-          version: current.version,
-          generation,
-          operation: OPERATION_TYPES.CREATE,
-          idempotencyKey: idem,
-          payload: withIdempotentId(current.payload as object, d.kind, idem),
-          userId: current.userId,
-          effectiveDate: current.effectiveDate,
-        });
-        await insertOperations(trx, t, next, now);
-        const upsert: RecordUpsert = { kind: rec.kind, sourceKey: rec.sourceKey, version: rec.version, state: rec.state, userId: rec.userId, effectiveDate: rec.effectiveDate, reasons: rec.reasons, generation };
-        await upsertRecords(trx, t, [upsert], now);
-      } else if (d.type === 'active-in-feishu') {
-        const create = d.idempotentId ? known.get(d.idempotentId) : undefined;
-        if (create) {
-          await trx(t.syncRecords).where({ id: create.id }).update({ approval_id: d.approvalId, updated_at: now });
-          const revoke = (await trx(t.syncRecords).where({ operation: OPERATION_TYPES.REVOKE, revokes_id: create.id, kind: create.kind, source_key: create.sourceKey }).first('id')) as { id: number | string } | undefined;
-          if (revoke) {
-            // The revoke ran but the approval stands (it did nothing): the same revoke, again.
-            await trx(t.syncRecords).where({ id: Number(revoke.id) }).update({ status: OP_STATUS.PENDING, attempts: 0, next_attempt_at: now, error_code: null, updated_at: now });
-          } else {
-            await insertOperations(trx, t, [revokeOf({ ...create, approvalId: d.approvalId })], now);
-          }
-        } else {
-          const item = itemById.get(d.approvalId!);
-          if (!item) continue;
-          await insertStandIn(trx, t, item, now);
-        }
-      }
-    }
-  });
-}
-
-/** The source key of a create row standing for an approval of ours the sync table did not know. */
-export function standInKey(approvalId: string): string {
-  return `(feishu) ${approvalId}`;
-}
-
-/** A sent create row for an approval found in Feishu, and the revoke that undoes it. */
-async function insertStandIn(trx: PipelineDeps['state'], t: PipelineDeps['t'], item: FeishuItem, now: number): Promise<void> {
-  const key = standInKey(item.approvalId);
-  const start = str(item.item.start_time);
-  const effectiveDate = start && /^\d{4}-\d{2}-\d{2}/.test(start) ? start.slice(0, 10) : null;
-  await trx(t.syncRecords)
-    .insert({
-      kind: item.kind,
-      source_key: key,
-      version: 'unknown',
-      generation: 0,
-      operation: OPERATION_TYPES.CREATE,
-      idempotency_key: item.idempotentId,
-      status: OP_STATUS.SENT,
-      attempts: 1,
-      next_attempt_at: now,
-      approval_id: item.approvalId,
-      payload: JSON.stringify({ user_id: item.userId, date: item.date, [KIND_ARRAY[item.kind]]: [item.item] }),
-      user_id: item.userId,
-      effective_date: effectiveDate,
-      created_at: now,
-      updated_at: now,
-      sent_at: now,
-    })
-    .onConflict(['kind', 'source_key', 'version', 'operation', 'generation'])
-    .ignore();
-  const row = (await trx(t.syncRecords).where({ kind: item.kind, source_key: key, operation: OPERATION_TYPES.CREATE }).first('id')) as { id: number | string };
-  await insertOperations(
-    trx,
-    t,
-    [{ kind: item.kind, sourceKey: key, version: 'unknown', generation: 0, operation: OPERATION_TYPES.REVOKE, revokesId: Number(row.id), userId: item.userId, effectiveDate }],
-    now,
-  );
-  // An earlier revoke of the same stand-in (that did nothing): queued again.
-  await trx(t.syncRecords)
-    .where({ kind: item.kind, source_key: key, operation: OPERATION_TYPES.REVOKE })
-    .whereNotIn('status', [OP_STATUS.PENDING, OP_STATUS.SENDING])
-    .update({ status: OP_STATUS.PENDING, attempts: 0, next_attempt_at: now, error_code: null, updated_at: now });
-}
-
-/** After the send: a repair is done when nothing of its key is left in the outbox. */
-async function settleRepairs(deps: PipelineDeps, drifts: Drift[]): Promise<void> {
-  for (const d of drifts) {
-    const key = d.sourceKey ?? (d.approvalId ? standInKey(d.approvalId) : null);
-    if (key === null) continue;
-    const left = (await deps.state(deps.t.syncRecords)
-      .where({ kind: d.kind, source_key: key })
-      .whereIn('status', [OP_STATUS.PENDING, OP_STATUS.SENDING, OP_STATUS.FAILED, OP_STATUS.DEAD])
-      .first('id')) as unknown;
-    d.repair = left ? 'queued' : 'repaired';
-  }
-}
 
 /** The window `run` reconciles: the last `days` days up to today (feishu.time_zone). */
 export function recentWindow(days: number, zone: string, now = Date.now()): { from: string; to: string } {

@@ -10,6 +10,7 @@ import { lastRuns } from '../../state/runs.js';
 import { statusCounts } from '../../state/outbox.js';
 import { openDatabases } from '../../pipeline/wiring.js';
 import { columns } from '../../state/status.js';
+import { dialectFor } from '../../db/dialect.js';
 
 /** One configuration of the directory, summarised. */
 export interface ConfigSummary {
@@ -32,7 +33,7 @@ const oneLine = (text: string) => text.replace(/:?\s*\n\s*-?\s*/g, '; ').replace
 /** Where a configuration's state lives: two files with one identity share tables and lock. */
 function stateIdentity(config: ResolvedConfig): string {
   const t = parseDatabaseUrl(config.state.url, 'state.url');
-  const where = t.dialect === 'sqlite' ? `sqlite:${path.resolve(t.filename ?? '')}` : `${t.dialect}://${t.host ?? ''}:${t.port ?? ''}/${t.database ?? ''}`;
+  const where = dialectFor(t.dialect).server ? `${t.dialect}://${t.host ?? ''}:${t.port ?? ''}/${t.database ?? ''}` : `${t.dialect}:${path.resolve(t.filename ?? '')}`;
   return `${where}#${config.state.table_prefix}`;
 }
 
