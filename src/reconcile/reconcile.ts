@@ -3,18 +3,16 @@ import { AppError } from '../errors.js';
 import { FeishuError, isFeishuError } from '../feishu/errors.js';
 import { chunkUserIds, dateWindows, latestQueryableDate } from '../feishu/lookup.js';
 import type { QueriedUserApproval, QueryUserApprovalsInput } from '../feishu/client.js';
-import { KIND_ARRAY, type Kind } from '../kinds.js';
-import { withIdempotentId } from '../identity.js';
+import { type Kind } from '../kinds.js';
 import { sender } from '../pipeline/wiring.js';
 import { type PipelineDeps } from '../pipeline/deps.js';
 import { idempotencyKey } from '../identity.js';
-import { upsertRecords, type RecordState, type RecordUpsert } from '../state/records.js';
-import { OP_STATUS, OPERATION_TYPES, insertOperations, revokeOf, type NewOperation, type OutboxOperation } from '../state/outbox.js';
+import { OP_STATUS, type OutboxOperation } from '../state/outbox.js';
 import { quotaFigures } from '../state/quota.js';
 import type { SendCounts } from '../send/sender.js';
 import { differences, flattenItems, isOurs, sentItem, str, type Drift, type DriftType, type FeishuItem } from './compare.js';
 import { loadKeyRows, syncRowsByIdempotencyKey, type KeyRows } from './rows.js';
-import { currentCreate, settleRepairs, standInKey, writeRepairs } from './repair.js';
+import { currentCreate, settleRepairs, writeRepairs } from './repair.js';
 
 
 export type { Drift } from './compare.js';

@@ -1,19 +1,12 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { DateTime } from 'luxon';
 import { ConfigError, ExitCode } from '../../errors.js';
-import { isKind, KINDS } from '../../kinds.js';
+import { KINDS } from '../../kinds.js';
 import { quotaOf, runBackfill } from '../../pipeline/backfill.js';
-import { enabledKinds } from '../../pipeline/deps.js';
 import { openPipeline } from '../../pipeline/wiring.js';
 import { loadContext } from '../context.js';
 import { setExitCode } from '../exit.js';
-
-function date(name: string, v: string | undefined): string {
-  const d = v ? DateTime.fromISO(v) : null;
-  if (!v || !d?.isValid || !/^\d{4}-\d{2}-\d{2}$/.test(v)) throw new ConfigError([`${name}: a date as YYYY-MM-DD is required`], 'invalid arguments');
-  return v;
-}
+import { dateRange, selectKinds } from '../range.js';
 
 export function register(program: Command): void {
   program
@@ -25,16 +18,9 @@ export function register(program: Command): void {
     .option('--dry-run', 'read, map and plan, then roll back: write nothing, send nothing')
     .option('--resend', 'send already-sent versions again, with the same idempotency keys')
     .action(async (opts: { from: string; to: string; kinds?: string; dryRun?: boolean; resend?: boolean }, cmd: Command) => {
-      const from = date('--from', opts.from);
-      const to = date('--to', opts.to);
-      if (to < from) throw new ConfigError(['--to: must not be before --from'], 'invalid arguments');
-      const wanted = opts.kinds ? opts.kinds.split(',').map((s) => s.trim()) : null;
-      for (const k of wanted ?? []) if (!isKind(k)) throw new ConfigError([`--kinds: unknown kind "${k}" (${KINDS.join(', ')})`], 'invalid arguments');
+      const { from, to, wanted } = dateRange(opts);
       const { config, logger } = loadContext(cmd);
-      const configured = enabledKinds(config).map(([k]) => k as string);
-      const unknown = (wanted ?? []).filter((k) => !configured.includes(k));
-      if (unknown.length > 0) throw new ConfigError(unknown.map((k) => `--kinds: ${k} is not configured and enabled (configured: ${configured.join(', ') || 'none'})`), 'invalid arguments');
-      const kinds = enabledKinds(config).filter(([k]) => !wanted || wanted.includes(k));
+      const kinds = selectKinds(config, wanted);
       if (kinds.length === 0) throw new ConfigError(['--kinds: none of these kinds is configured and enabled'], 'invalid arguments');
 
       const p = await openPipeline(config, logger, { bindTenant: opts.dryRun !== true });

@@ -1,21 +1,14 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { DateTime } from 'luxon';
-import { AppError, ConfigError, ExitCode } from '../../errors.js';
-import { isKind, KINDS, type Kind } from '../../kinds.js';
-import { enabledKinds } from '../../pipeline/deps.js';
+import { AppError, ExitCode } from '../../errors.js';
+import { KINDS } from '../../kinds.js';
 import { openPipeline } from '../../pipeline/wiring.js';
 import { keepLease, lockHolder } from '../../state/lock.js';
 import { reconcile, type ReconcileResult } from '../../reconcile/reconcile.js';
 import { driftLine, summaryLine, toJson } from '../../reconcile/report.js';
 import { loadContext } from '../context.js';
 import { setExitCode } from '../exit.js';
-
-function date(name: string, v: string | undefined): string {
-  const d = v ? DateTime.fromISO(v) : null;
-  if (!v || !d?.isValid || !/^\d{4}-\d{2}-\d{2}$/.test(v)) throw new ConfigError([`${name}: a date as YYYY-MM-DD is required`], 'invalid arguments');
-  return v;
-}
+import { dateRange, selectKinds } from '../range.js';
 
 export function register(program: Command): void {
   program
@@ -27,16 +20,9 @@ export function register(program: Command): void {
     .option('--repair', 're-create what is missing or withdrawn, revoke what should not stand, and send it (takes the worker lock)')
     .option('--json', 'print the result as one JSON document')
     .action(async (opts: { from: string; to: string; kinds?: string; repair?: boolean; json?: boolean }, cmd: Command) => {
-      const from = date('--from', opts.from);
-      const to = date('--to', opts.to);
-      if (to < from) throw new ConfigError(['--to: must not be before --from'], 'invalid arguments');
-      const wanted = opts.kinds ? opts.kinds.split(',').map((s) => s.trim()) : null;
-      for (const k of wanted ?? []) if (!isKind(k)) throw new ConfigError([`--kinds: unknown kind "${k}" (${KINDS.join(', ')})`], 'invalid arguments');
+      const { from, to, wanted } = dateRange(opts);
       const { config, logger } = loadContext(cmd);
-      const configured = enabledKinds(config).map(([k]) => k);
-      const unknown = (wanted ?? []).filter((k) => !configured.includes(k as Kind));
-      if (unknown.length > 0) throw new ConfigError(unknown.map((k) => `--kinds: ${k} is not configured and enabled (configured: ${configured.join(', ') || 'none'})`), 'invalid arguments');
-      const kinds = configured.filter((k) => !wanted || wanted.includes(k));
+      const kinds = selectKinds(config, wanted).map(([k]) => k);
 
       const repair = opts.repair === true;
       const p = await openPipeline(config, logger, { bindTenant: repair });

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
-import { isKind, KINDS, type Kind } from '../../kinds.js';
+import { isKind, KINDS } from '../../kinds.js';
 import { checkRetryRequest, performRetry } from '../../pipeline/retry.js';
 import { enabledKinds } from '../../pipeline/deps.js';
 import { openDatabases } from '../../pipeline/wiring.js';

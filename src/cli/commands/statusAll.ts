@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { DateTime } from 'luxon';
 import { loadConfig, type ResolvedConfig } from '../../config/load.js';
-import { configFiles, type ConfigFile } from '../../config/configDir.js';
+import { type ConfigFile } from '../../config/configDir.js';
 import { parseDatabaseUrl } from '../../db/url.js';
 import { describeError } from '../../errors.js';
 import { redact } from '../../log/redact.js';
