@@ -24,6 +24,7 @@ import { createSampleSchema, seedSample } from '../src/sample/index.js';
 import { migrateLatest } from '../src/state/migrate.js';
 import { stateTables } from '../src/state/tables.js';
 import { createScratchDatabase, type ScratchDatabase } from '../test/helpers/scratch.js';
+import { deployedNodeArgs } from './nodeArgs.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = path.join(ROOT, 'dist/src/cli/index.js');
@@ -195,7 +196,7 @@ async function main(): Promise<void> {
       ATTENDANCE_SYNC_CONSOLE_TOKEN: 'bench-console-token-0123456789',
     };
     // The deployed node arguments (ecosystem.config.cjs): the heap capped as in production.
-    const worker = spawn(process.execPath, ['--max-old-space-size=256', CLI, '--config', cfg, 'run'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const worker = spawn(process.execPath, [...(await deployedNodeArgs()), CLI, '--config', cfg, 'run'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(worker);
     const base = (await waitForLine(worker, /"url":"(http:\/\/127\.0\.0\.1:\d+)\/metrics"/, 30_000))[1]!;
     await waitForLine(worker, /"message":"cycle finished"/, 90_000);

@@ -32,6 +32,7 @@ import { migrateLatest } from '../src/state/migrate.js';
 import { iterateChanged, pageQuery } from '../src/source/extract.js';
 import { ADMIN_URLS, createScratchDatabase, type ScratchDatabase } from '../test/helpers/scratch.js';
 import type { AnyKindConfig } from '../src/config/schema.js';
+import { deployedNodeArgs } from './nodeArgs.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = path.join(ROOT, 'dist/src/cli/index.js');
@@ -241,8 +242,7 @@ async function rssChild(url: string, emuUrl: string): Promise<void> {
 
 async function rss(sizes: number[]): Promise<void> {
   // The worker as deployed: with the node arguments of ecosystem.config.js (BENCH_CHILD_NODE_ARGS overrides).
-  const ecosystem = (await import(path.join(ROOT, 'ecosystem.config.js'))) as { apps: Array<{ node_args?: string[] }> };
-  const nodeArgs = process.env.BENCH_CHILD_NODE_ARGS !== undefined ? process.env.BENCH_CHILD_NODE_ARGS.split(' ').filter(Boolean) : (ecosystem.apps[0]?.node_args ?? []);
+  const nodeArgs = await deployedNodeArgs();
   process.stderr.write(`rss: worker started with ${nodeArgs.join(' ') || 'no node arguments'}\n`);
   for (const n of sizes) {
     process.stderr.write(`rss: backlog of ${fmt(n)} rows (PostgreSQL)\n`);
@@ -364,12 +364,6 @@ async function backfill(employees: number): Promise<void> {
     await b.drop();
     await emu.close();
   }
-}
-
-/** The node arguments pm2 starts the worker with (BENCH_CHILD_NODE_ARGS overrides). */
-async function deployedNodeArgs(): Promise<string[]> {
-  const ecosystem = (await import(path.join(ROOT, 'ecosystem.config.js'))) as { apps: Array<{ node_args?: string[] }> };
-  return process.env.BENCH_CHILD_NODE_ARGS !== undefined ? process.env.BENCH_CHILD_NODE_ARGS.split(' ').filter(Boolean) : (ecosystem.apps[0]?.node_args ?? []);
 }
 
 /** A database of `dialect` for the hostile section (SQLite: a file in a temporary directory). */

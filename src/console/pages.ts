@@ -151,7 +151,7 @@ export function renderOverview(c: PageContext, d: OverviewData): string {
   let depth = 0;
   for (const k of Object.values(d.status.counts)) depth += (k.pending ?? 0) + (k.sending ?? 0);
   const q = d.status.feishu.quota;
-  const role = d.health.state === 'leader' ? w.leader : d.health.state === 'waiting' || d.health.state === 'starting' ? w.standby : String(d.health.state ?? '—');
+  const role = d.health.state === 'leader' ? w.leader : d.health.state === 'waiting' ? w.standby : String(d.health.state ?? '—');
   const cards = `<div class="cards">
 <div class="card" id="health"><div class="muted">${esc(w.health)}</div><div class="big ${d.health.ok ? 'ok' : 'bad'}">${esc(d.health.ok ? w.healthy : w.unhealthy)}</div>${reasons.map((r) => `<div class="bad">${esc(r)}</div>`).join('')}</div>
 <div class="card"><div class="muted">${esc(w.process)}</div><div class="big">${esc(role)}</div><div class="muted">${esc(w.lockHolder)}: ${d.status.lock ? `${esc(d.status.lock.owner)}, ${esc(w.heartbeat)} ${esc(when(d.status.lock.heartbeatAt))}` : esc(w.lockFree)}</div></div>
