@@ -4,7 +4,7 @@ import { runCycle, type CycleResult } from '../../pipeline/cycle.js';
 import { openPipeline } from '../../pipeline/wiring.js';
 import { scheduledRescan } from '../../pipeline/onceRescan.js';
 import { sendTrouble } from '../../pipeline/trouble.js';
-import { keepLease } from '../../state/lock.js';
+import { keepLease } from '../../pipeline/leadership.js';
 import { loadContext } from '../context.js';
 import { setExitCode } from '../exit.js';
 

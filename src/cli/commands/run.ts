@@ -8,7 +8,7 @@ import { judgeHealth, Metrics, startMetricsServer, type HealthInput } from '../.
 import { describeError } from '../../errors.js';
 import { loadContext } from '../context.js';
 import { scheduledReconcile } from '../../reconcile/scheduled.js';
-import { TenantMismatchError } from '../../state/tenant.js';
+import { TenantMismatchError } from '../../pipeline/tenantBinding.js';
 import { createConsole } from '../../console/server.js';
 import { enabledKinds } from '../../pipeline/deps.js';
 
