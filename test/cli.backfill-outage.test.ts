@@ -28,10 +28,10 @@ describe('backfill during a Feishu outage', () => {
   let dir: string;
   let env: NodeJS.ProcessEnv;
   beforeAll(async () => {
-    db = await createTestDatabase('sqlite', 'h9bfoutage');
+    db = await createTestDatabase('sqlite', 'bfoutage');
     await prepareSample(db, { employees: 5, leaves: 4, overtime: 2, trips: 0, outs: 0, seed: 4, approvedShare: 1, startDate: '2026-03-02', days: 5, now: DateTime.utc().minus({ hours: 2 }) });
     emu = await startEmulator({ strict: true, rateLimit: 500 });
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'h9bfoutage-'));
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bfoutage-'));
     env = { SOURCE_DATABASE_URL: db.url, FEISHU_BASE_URL: emu.url, FEISHU_APP_ID: emu.appId, FEISHU_APP_SECRET: emu.appSecret };
   });
   afterAll(async () => {

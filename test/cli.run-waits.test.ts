@@ -61,12 +61,12 @@ describe('run waits for its databases at start-up', () => {
   let env: NodeJS.ProcessEnv;
   const procs: ChildProcess[] = [];
   beforeAll(async () => {
-    source = await createTestDatabase('sqlite', 'h9runwait');
+    source = await createTestDatabase('sqlite', 'runwait');
     await prepareSample(source, { employees: 4, leaves: 5, overtime: 2, trips: 0, outs: 0, seed: 3, approvedShare: 1, startDate: '2026-03-02', days: 5, now: DateTime.utc().minus({ hours: 2 }) });
-    state = await createTestDatabase('pg', 'h9runwait');
+    state = await createTestDatabase('pg', 'runwait');
     await migrateLatest(state.db, 'attendance_sync_');
     emu = await startEmulator({ strict: true, rateLimit: 500 });
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'h9runwait-'));
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'runwait-'));
     env = { SOURCE_DATABASE_URL: source.url, FEISHU_BASE_URL: emu.url, FEISHU_APP_ID: emu.appId, FEISHU_APP_SECRET: emu.appSecret };
   });
   afterAll(async () => {

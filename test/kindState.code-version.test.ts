@@ -18,7 +18,7 @@ describe('mapping hash and the release', () => {
   let db: TestDatabase;
   let emu: Emulator;
   beforeAll(async () => {
-    db = await createTestDatabase('sqlite', 'h9codever');
+    db = await createTestDatabase('sqlite', 'codever');
     await prepareSample(db, { employees: 4, leaves: 6, overtime: 0, trips: 0, outs: 0, seed: 9, approvedShare: 1, startDate: '2026-03-02', days: 5, now: DateTime.utc().minus({ hours: 2 }) });
     emu = await startEmulator({ strict: true, rateLimit: 500 });
   });
