@@ -89,6 +89,22 @@ describe('layout of src/', () => {
     expect(found).toEqual([]);
   });
 
+  it('the CLI reads state/ only through its read models', () => {
+    // Commands go through pipeline/ and source/; of state/ only what is meant for the CLI.
+    const READ_MODELS = ['src/state/status.ts', 'src/state/overview.ts'];
+    const cli = files.filter((f) => rel(f).startsWith(path.join('src', 'cli') + path.sep));
+    expect(cli.length).toBeGreaterThan(10);
+    const offenders = cli.flatMap((f) =>
+      importsOf(f)
+        .map(rel)
+        .filter((to) => to.startsWith(path.join('src', 'state') + path.sep) && !READ_MODELS.includes(to.split(path.sep).join('/')))
+        .map((to) => `${rel(f)} → ${to}`),
+    );
+    expect(offenders).toEqual([]);
+    // The check sees the CLI's imports of state/ at all (status.ts reads its read model).
+    expect(cli.some((f) => importsOf(f).map(rel).includes(path.join('src', 'state', 'status.ts')))).toBe(true);
+  });
+
   it(`has no file over ${MAX_LINES} lines`, () => {
     const over = files
       .map((f) => ({ file: rel(f), lines: fs.readFileSync(f, 'utf8').split('\n').length - 1 }))

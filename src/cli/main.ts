@@ -1,29 +1,16 @@
 import { Command, CommanderError } from 'commander';
-import { createRequire } from 'node:module';
 import { ExitCode, describeError } from '../errors.js';
 import { redact } from '../log/redact.js';
 import { flushLogger, getLogger } from '../log/logger.js';
 import { COMMANDS } from './commands/index.js';
 import { addCommandHelp } from './help.js';
 import { exitCodeFor, exitCodeOf } from './exit.js';
-
-const require = createRequire(import.meta.url);
-
-function packageVersion(): string {
-  for (const p of ['../../../package.json', '../../package.json']) {
-    try {
-      return (require(p) as { version: string }).version;
-    } catch {
-      /* try the next layout (dist/src/cli or src/cli) */
-    }
-  }
-  return '0.0.0';
-}
+import { PACKAGE_VERSION } from '../version.js';
 
 export function buildProgram(): Command {
   const program = new Command('attendance-sync')
     .description('Keeps Feishu (Lark) Attendance in step with a legacy HR approval database.')
-    .version(packageVersion(), '-V, --version')
+    .version(PACKAGE_VERSION, '-V, --version')
     .option('-c, --config <file>', 'configuration file (else $ATTENDANCE_SYNC_CONFIG, else config/attendance-sync.yaml)')
     .showHelpAfterError('(run with --help for usage)')
     // Subcommands inherit this: their --help lists the global --config too.

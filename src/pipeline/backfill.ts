@@ -7,7 +7,7 @@ import type { SendCounts } from '../send/sender.js';
 import { keepLease, lockHolder } from '../state/lock.js';
 import { quotaFigures, type QuotaFigures } from '../state/quota.js';
 import { finishRun, startRun } from '../state/runs.js';
-import { requeueSentCreates } from '../state/outbox.js';
+import { outboxDepth, requeueSentCreates } from '../state/outbox.js';
 import { rescanKind, rowsInWindow, type DateWindow } from './rescan.js';
 import { sender, type Pipeline } from './wiring.js';
 
@@ -16,6 +16,8 @@ export interface BackfillResult {
   readonly send: SendCounts;
   /** Stopped by the signal or a lost lock: run it again to continue (nothing is sent twice). */
   readonly interrupted: boolean;
+  /** Operations still due once sending stopped (Feishu down, backing off, held); 0 after a dry run. */
+  readonly outboxDepth: number;
 }
 
 /**
@@ -50,6 +52,7 @@ export async function runBackfill(
   const runId = opts.dryRun ? null : await startRun(p.dbs.state, p.dbs.tables, { type: 'backfill', host: os.hostname(), pid: process.pid });
   const total: PlanCounts = emptyPlanCounts();
   let send: SendCounts = { sent: 0, retried: 0, failed: 0, dead: 0, halted: 0 };
+  let depth = 0;
   try {
     let rows = 0;
     for (const [, cfg] of kinds) rows += await rowsInWindow(p.deps, cfg, window);
@@ -69,18 +72,22 @@ export async function runBackfill(
         },
       });
     }
-    if (!opts.dryRun && !opts.signal.aborted) send = await sender(p.deps).drain(opts.signal);
+    if (!opts.dryRun && !opts.signal.aborted) {
+      send = await sender(p.deps).drain(opts.signal);
+      // Operations still waiting after the drain (Feishu down, backing off) were planned but not sent.
+      depth = await outboxDepth(p.dbs.state, p.dbs.tables);
+    }
   } finally {
     if (runId !== null) {
       await finishRun(p.dbs.state, p.dbs.tables, runId, {
-        outcome: opts.signal.aborted ? 'interrupted' : send.failed + send.dead + send.halted > 0 ? 'partial' : 'ok',
-        counts: { ...total, ...send, from: window.from, to: window.to },
+        outcome: opts.signal.aborted ? 'interrupted' : send.failed + send.dead + send.halted > 0 || depth > 0 ? 'partial' : 'ok',
+        counts: { ...total, ...send, outboxDepth: depth, from: window.from, to: window.to },
       });
     }
     lease.stop();
     await p.lock.release();
   }
-  return { plan: total, send, interrupted: opts.signal.aborted };
+  return { plan: total, send, interrupted: opts.signal.aborted, outboxDepth: depth };
 }
 
 /** The month's Feishu call count against feishu.monthly_quota (what a dry run compares its needs with). */

@@ -27,6 +27,8 @@ export interface PipelineDeps {
   readonly quota?: QuotaMeter | undefined;
   /** The clock the lookback window is judged by (epoch ms); `Date.now` when absent. Tests advance it. */
   readonly now?: (() => number) | undefined;
+  /** The mapper's code identity in the mapping hash; the package version when absent. Tests change it. */
+  readonly codeVersion?: string | undefined;
 }
 
 export function enabledKinds(config: ResolvedConfig): Array<[Kind, AnyKindConfig]> {

@@ -2,6 +2,7 @@ import type { AnyKindConfig } from '../config/schema.js';
 import type { ResolvedConfig } from '../config/load.js';
 import type { Kind } from '../kinds.js';
 import { versionHash } from '../identity.js';
+import { PACKAGE_VERSION } from '../version.js';
 import { keyBinding } from '../source/keyset.js';
 import type { Cursor } from '../state/watermarks.js';
 import { sourceRelation } from '../source/relation.js';
@@ -14,9 +15,12 @@ import { chunks } from '../state/records.js';
 import { mapRows, planDeps, type PipelineDeps } from './deps.js';
 import { prepareRows } from '../resolve/pipeline.js';
 
-/** Everything that decides how a kind's rows map: its section and the zones the mapper reads in. */
-export function mappingHash(config: ResolvedConfig, cfg: AnyKindConfig): string {
-  return versionHash({ kind: cfg, sourceTimeZone: config.source.time_zone, feishuTimeZone: config.feishu.time_zone });
+/**
+ * Everything that decides how a kind's rows map: its section, the zones the mapper reads in,
+ * and the mapper's code (the release's package version), so an upgrade judges invalid rows again.
+ */
+export function mappingHash(config: ResolvedConfig, cfg: AnyKindConfig, codeVersion: string = PACKAGE_VERSION): string {
+  return versionHash({ kind: cfg, sourceTimeZone: config.source.time_zone, feishuTimeZone: config.feishu.time_zone, code: codeVersion });
 }
 
 /** The zone a kind's zone-less source timestamps are in. */
@@ -62,7 +66,7 @@ export async function startFloor(deps: PipelineDeps, kind: Kind, _cfg: AnyKindCo
  */
 export async function reevaluateInvalid(deps: PipelineDeps, kind: Kind, cfg: AnyKindConfig, signal?: AbortSignal): Promise<PlanCounts> {
   const total = emptyPlanCounts();
-  const hash = mappingHash(deps.config, cfg);
+  const hash = mappingHash(deps.config, cfg, deps.codeVersion);
   const ks = await getKindState(deps.state, deps.t, kind);
   if (ks?.mappingHash === hash) return total;
   const keys = (await invalidKeys(deps.state, deps.t, kind)).filter((k) => k !== '(no key)');
@@ -72,6 +76,6 @@ export async function reevaluateInvalid(deps: PipelineDeps, kind: Kind, cfg: Any
     if (rows.length > 0) addCounts(total, await planRows(planDeps(deps), kind, mapRows(deps.config, kind, cfg, await prepareRows(deps, kind, cfg, rows, signal))));
   }
   await setKindState(deps.state, deps.t, kind, { mappingHash: hash });
-  if (keys.length > 0) deps.logger.info('mapping changed: invalid records judged again', { kind, invalid: keys.length, created: total.created, stillInvalid: total.invalid });
+  if (keys.length > 0) deps.logger.info('mapping changed (configuration or release): invalid records judged again', { kind, invalid: keys.length, created: total.created, stillInvalid: total.invalid });
   return total;
 }

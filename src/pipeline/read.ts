@@ -11,6 +11,9 @@ import { startPosition } from '../source/start.js';
 import { getKindState } from '../state/kindState.js';
 import type { StateTables } from '../state/tables.js';
 import { getCursor, getWatermark, type Cursor } from '../state/watermarks.js';
+
+/** The keyset position of a kind (what `preview --from` and the reader start after). */
+export type { Cursor };
 import { enabledKinds, mapRows, planDeps, type PipelineDeps, type StageTimings } from './deps.js';
 import { applyStartFrom, sourceZone, startFloor } from './kindState.js';
 import { yieldToEventLoop } from './yield.js';

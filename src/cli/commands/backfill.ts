@@ -4,6 +4,7 @@ import { ConfigError, ExitCode } from '../../errors.js';
 import { KINDS } from '../../kinds.js';
 import { quotaOf, runBackfill } from '../../pipeline/backfill.js';
 import { openPipeline } from '../../pipeline/wiring.js';
+import { sendTrouble } from '../../pipeline/trouble.js';
 import { loadContext } from '../context.js';
 import { setExitCode } from '../exit.js';
 import { dateRange, selectKinds } from '../range.js';
@@ -74,7 +75,9 @@ export function register(program: Command): void {
           );
         }
         logger.info('backfill finished', { from, to, dryRun: opts.dryRun === true, ...total, ...sendCounts });
-        setExitCode(cmd, r.interrupted || sendCounts.failed + sendCounts.dead + sendCounts.halted > 0 ? ExitCode.RUNTIME : ExitCode.OK);
+        const trouble = opts.dryRun ? null : sendTrouble(r, 'the backfill');
+        if (trouble) process.stderr.write(`attendance-sync backfill: ${trouble}\n`);
+        setExitCode(cmd, r.interrupted || trouble !== null ? ExitCode.RUNTIME : ExitCode.OK);
       } finally {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);

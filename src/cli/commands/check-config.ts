@@ -11,7 +11,7 @@ import { reportDetection } from '../../check/detection.js';
 import { isLeadingIndexColumn, requiredColumns, sourceColumns } from '../../check/introspect.js';
 import { cursorColumn as cursorColumnOf, sourceRelation } from '../../source/relation.js';
 import { TokenProvider } from '../../feishu/token.js';
-import { describeTenant, getTenantBinding, mismatchMessage, tenantDifferences, tenantOf } from '../../state/tenant.js';
+import { describeTenant, getTenantBinding, mismatchMessage, tenantDifferences, tenantOf } from '../../pipeline/tenantBinding.js';
 import { openDatabases, type Databases } from '../../pipeline/wiring.js';
 import { loadContext } from '../context.js';
 import type { ResolvedConfig } from '../../config/load.js';

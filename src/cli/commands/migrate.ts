@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { resolveStateTarget } from '../../config/load.js';
 import { connect } from '../../db/connect.js';
 import { parseDatabaseUrl } from '../../db/url.js';
-import { migrateLatest, migrateRollback, migrationStatus } from '../../state/migrate.js';
+import { migrateLatest, migrateRollback, migrationStatus } from '../../pipeline/migrations.js';
 import { globalOptions } from '../context.js';
 
 export function register(program: Command): void {

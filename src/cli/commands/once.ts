@@ -3,20 +3,18 @@ import { AppError, ExitCode } from '../../errors.js';
 import { runCycle, type CycleResult } from '../../pipeline/cycle.js';
 import { openPipeline } from '../../pipeline/wiring.js';
 import { scheduledRescan } from '../../pipeline/onceRescan.js';
-import { keepLease } from '../../state/lock.js';
+import { sendTrouble } from '../../pipeline/trouble.js';
+import { keepLease } from '../../pipeline/leadership.js';
 import { loadContext } from '../context.js';
 import { setExitCode } from '../exit.js';
 
 /** What kept a cycle from being ok, in one sentence for the operator (null when it was ok). */
 export function onceTrouble(r: CycleResult): string | null {
   if (r.outcome === 'ok') return null;
-  if (r.error) return `the cycle failed: ${r.error}`;
-  const parts: string[] = [];
-  if (r.send.halted > 0) parts.push(r.send.haltReason ? `sending was halted: ${r.send.haltReason}` : 'sending was halted (credentials, permission or quota: see the log)');
-  if (r.send.failed > 0) parts.push(`${r.send.failed} operation(s) failed (Feishu refused them: fix, then \`retry\`)`);
-  if (r.send.dead > 0) parts.push(`${r.send.dead} operation(s) are dead (attempts used up: \`retry --status dead\`)`);
-  if (r.outboxDepth > 0) parts.push(`${r.outboxDepth} planned operation(s) could not be sent yet: they wait for a retry, or are held behind a failed or dead revoke (see Held in status)`);
-  return `not everything planned reached Feishu: ${parts.join('; ')}; see \`npx attendance-sync status\``;
+  return (
+    sendTrouble(r) ??
+    `the rescan refused ${r.plan.revokesRefused} revoke(s) beyond sync.max_revoke_fraction (see the log; \`once --rescan --allow-mass-revoke\` when the deletions are real)`
+  );
 }
 
 export function register(program: Command): void {

@@ -8,7 +8,7 @@ import { readPage } from '../../source/extract.js';
 import { readByEffectiveDate } from '../../source/window.js';
 import { effectiveDateColumn } from '../../source/relation.js';
 import { countFrom } from '../../source/start.js';
-import type { Cursor } from '../../state/watermarks.js';
+import type { Cursor } from '../../pipeline/read.js';
 import type { SourceRow } from '../../mapping/map.js';
 import { loadContext } from '../context.js';
 import { previewMapping } from '../../resolve/preview.js';

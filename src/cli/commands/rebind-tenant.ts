@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { AppError, ConfigError, ExitCode } from '../../errors.js';
-import { isUpToDate } from '../../state/migrate.js';
-import { createLeaderLock, lockHolder } from '../../state/lock.js';
-import { describeTenant, getTenantBinding, rebindTenant, stateSize, tenantDifferences, tenantOf } from '../../state/tenant.js';
+import { ensureMigrated } from '../../pipeline/migrations.js';
+import { createLeaderLock, lockHolder } from '../../pipeline/leadership.js';
+import { describeTenant, getTenantBinding, rebindTenant, stateSize, tenantDifferences, tenantOf } from '../../pipeline/tenantBinding.js';
 import { openDatabases, ownerId } from '../../pipeline/wiring.js';
 import { loadContext } from '../context.js';
 import { setExitCode } from '../exit.js';
@@ -17,9 +17,7 @@ export function register(program: Command): void {
       const { config, logger } = loadContext(cmd);
       const dbs = openDatabases(config, { poolMax: 2 });
       try {
-        if (!(await isUpToDate(dbs.state, config.state.table_prefix))) {
-          throw new AppError('STATE_NOT_MIGRATED', 'the state tables are missing or out of date: run `npx attendance-sync migrate` first', { exitCode: ExitCode.USAGE });
-        }
+        await ensureMigrated(dbs.state, config.state.table_prefix);
         const current = tenantOf(config);
         const bound = await getTenantBinding(dbs.state, dbs.tables);
         const keepState = opts.keepState === true;

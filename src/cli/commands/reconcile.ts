@@ -3,7 +3,7 @@ import cliProgress from 'cli-progress';
 import { AppError, ExitCode } from '../../errors.js';
 import { KINDS } from '../../kinds.js';
 import { openPipeline } from '../../pipeline/wiring.js';
-import { keepLease, lockHolder } from '../../state/lock.js';
+import { keepLease, lockHolder } from '../../pipeline/leadership.js';
 import { reconcile, type ReconcileResult } from '../../reconcile/reconcile.js';
 import { driftLine, summaryLine, toJson } from '../../reconcile/report.js';
 import { loadContext } from '../context.js';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { runCycle } from '../../pipeline/cycle.js';
-import { openPipeline } from '../../pipeline/wiring.js';
+import { openPipelineWhenReachable } from '../../pipeline/startup.js';
 import { rescanEnabled } from '../../pipeline/rescanWindow.js';
 import { scheduledRescan } from '../../pipeline/onceRescan.js';
 import { Daemon } from '../../worker/daemon.js';
@@ -8,7 +8,7 @@ import { judgeHealth, Metrics, startMetricsServer, type HealthInput } from '../.
 import { describeError } from '../../errors.js';
 import { loadContext } from '../context.js';
 import { scheduledReconcile } from '../../reconcile/scheduled.js';
-import { TenantMismatchError } from '../../state/tenant.js';
+import { TenantMismatchError } from '../../pipeline/tenantBinding.js';
 import { createConsole } from '../../console/server.js';
 import { enabledKinds } from '../../pipeline/deps.js';
 
@@ -19,7 +19,31 @@ export function register(program: Command): void {
     .action(async (_opts: unknown, cmd: Command) => {
       const { config, logger } = loadContext(cmd);
       const metrics = config.metrics.enabled ? new Metrics() : undefined;
-      const p = await openPipeline(config, logger, metrics ? { metrics } : {});
+      // A database still down at start-up (a reboot that starts the worker first) is waited
+      // for, not crashed on; SIGINT / SIGTERM end the wait at once (exit 0).
+      const waiting = new AbortController();
+      const stopWaiting = (sig: string) => {
+        logger.info('stopped while waiting for the databases', { signal: sig });
+        waiting.abort(new Error(sig));
+      };
+      const onIntWaiting = () => stopWaiting('SIGINT');
+      const onTermWaiting = () => stopWaiting('SIGTERM');
+      process.once('SIGINT', onIntWaiting);
+      process.once('SIGTERM', onTermWaiting);
+      let opened: Awaited<ReturnType<typeof openPipelineWhenReachable>>;
+      try {
+        opened = await openPipelineWhenReachable(config, logger, metrics ? { metrics } : {}, { signal: waiting.signal });
+      } finally {
+        process.off('SIGINT', onIntWaiting);
+        process.off('SIGTERM', onTermWaiting);
+      }
+      if (!opened) {
+        // A probe of a host that does not answer may hold its connect attempt open up to the
+        // connect timeout; nothing else is open, so the process does not wait for it.
+        setTimeout(() => process.exit(process.exitCode ?? 0), 1_000).unref();
+        return;
+      }
+      const p = opened;
       const startedAt = Date.now();
       let lastCycle: HealthInput['lastCycle'] = null;
       let lastGoodCycleAt: number | null = null;
