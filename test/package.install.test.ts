@@ -64,7 +64,7 @@ describe('production install from the packed tarball', () => {
   it('the README reaches the CLI and pm2 through npx only, and names only commands that exist', () => {
     const readme = fs.readFileSync('README.md', 'utf8');
     // Inline code and code blocks: a command line starting with the bare name is not on PATH.
-    const code = [...readme.matchAll(/```[a-z]*\n([\s\S]*?)```|`([^`]+)`/g)].map((m) => m[1] ?? m[2]!);
+    const code = [...readme.matchAll(/```[a-z]*\n([\s\S]*?)```|``([^`][\s\S]*?)``|`([^`]+)`/g)].map((m) => m[1] ?? m[2] ?? m[3]!);
     const bare = code.flatMap((c) => c.split('\n')).filter((l) => /(^|[;&|(]\s*|=\S*\s+)(attendance-sync|pm2)\s/.test(l.replace(/#.*$/, '')));
     expect(bare).toEqual([]);
     const names = new Set(buildProgram().commands.map((c) => c.name()));
