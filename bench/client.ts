@@ -6,11 +6,16 @@
  *   and with a CPU hog (a busy child process) on the other core. Target ≥ 48 calls/s, 0 × 429.
  * - CPU per call at the limit (process.cpuUsage of this process only: the server is another
  *   process), in ms and as % of one core at 50 calls/s. Target < 5 %.
+ * - Where that CPU goes (`baseline`): the same creates at 50/s on a fixed schedule, sent by got
+ *   alone (the options FeishuHttp gives it) and by node:http alone, measured after a warm-up of
+ *   200 calls: the client's own share is the difference between its figure and got's.
  * - The in-process emulator at the limit and with no limit, with latency percentiles.
  *
- * `--only pacing,emulator`, `--calls N`.
+ * `--only pacing,baseline,emulator`, `--calls N`.
  */
+import http from 'node:http';
 import { Command } from 'commander';
+import got from 'got';
 import { FeishuClient } from '../src/feishu/client.js';
 import { startEmulator } from '../src/emulator/index.js';
 import { startArrivalServer, startCpuHog } from './arrivals.js';
@@ -75,6 +80,58 @@ async function pacing(label: string, calls: number, hog: boolean): Promise<strin
   }
 }
 
+/** One POST a fixed 20 ms apart (50/s), no limiter: what a bare HTTP stack costs per call. */
+async function fixedRate(label: string, calls: number, post: (i: number) => Promise<unknown>): Promise<string> {
+  const warmUp = 200;
+  let cpu0 = process.cpuUsage();
+  const inFlight: Array<Promise<unknown>> = [];
+  const t0 = performance.now();
+  for (let i = 0; i < warmUp + calls; i++) {
+    if (i === warmUp) cpu0 = process.cpuUsage();
+    const wait = t0 + i * 20 - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    inFlight.push(post(i));
+  }
+  await Promise.all(inFlight);
+  const perCall = cpuMs(process.cpuUsage(cpu0)) / calls;
+  return `| ${label} | ${calls} | 50.0 (fixed schedule) | — | — | ${perCall.toFixed(3)} ms (${((perCall * 50) / 10).toFixed(2)} % of a core at 50/s) | — | — |`;
+}
+
+async function baseline(calls: number): Promise<string[]> {
+  const server = await startArrivalServer({ limit: 1_000_000, latencyMs: 30 });
+  try {
+    const path = 'open-apis/attendance/v1/user_approvals';
+    const bodyOf = (i: number) => JSON.stringify({ user_approval: approval('base', i) });
+    const client = got.extend({ prefixUrl: server.url, retry: { limit: 0 }, timeout: { request: 10_000 }, throwHttpErrors: false, followRedirect: false, responseType: 'text', headers: { 'user-agent': 'bench' } });
+    const viaGot = await fixedRate('got 14 alone, same options as FeishuHttp', calls, async (i) => {
+      const r = await client.post(path, { headers: { 'content-type': 'application/json; charset=utf-8', authorization: 'Bearer t' }, searchParams: { employee_type: 'employee_id' }, body: bodyOf(i) });
+      return JSON.parse(r.body) as unknown;
+    });
+    const agent = new http.Agent({ keepAlive: true });
+    const { hostname, port } = new URL(server.url);
+    const viaHttp = await fixedRate('node:http alone (keep-alive agent)', calls, (i) => {
+      const body = bodyOf(i);
+      return new Promise((resolve, reject) => {
+        const req = http.request(
+          { host: hostname, port, path: `/${path}?employee_type=employee_id`, method: 'POST', agent, headers: { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), authorization: 'Bearer t' } },
+          (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => (text += c));
+            res.on('end', () => resolve(JSON.parse(text) as unknown));
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+    });
+    agent.destroy();
+    return [viaGot, viaHttp];
+  } finally {
+    await server.close();
+  }
+}
+
 async function emulator(label: string, calls: number, limit: number): Promise<string> {
   const emu = await startEmulator({ strict: true, rateLimit: Number.isFinite(limit) ? limit : 1_000_000 });
   const client = new FeishuClient({ baseUrl: emu.url, appId: emu.appId, appSecret: emu.appSecret, rateLimit: limit, timeoutMs: 10_000 });
@@ -86,7 +143,7 @@ async function emulator(label: string, calls: number, limit: number): Promise<st
 }
 
 const o = new Command()
-  .option('--only <sections>', 'pacing,emulator', 'pacing,emulator')
+  .option('--only <sections>', 'pacing,baseline,emulator', 'pacing,baseline,emulator')
   .option('--calls <n>', 'calls per pacing run', '1400')
   .parse()
   .opts<{ only: string; calls: string }>();
@@ -97,6 +154,7 @@ if (only.has('pacing')) {
   rows.push(await pacing('50/s, sliding-second server, idle', calls, false));
   rows.push(await pacing('50/s, sliding-second server, CPU hog', calls, true));
 }
+if (only.has('baseline')) rows.push(...(await baseline(calls)));
 if (only.has('emulator')) {
   rows.push(await emulator('50/s, emulator', 1000, 50));
   rows.push(await emulator('no limit, emulator', 3000, Infinity));

@@ -57,7 +57,7 @@ export async function collectStatus(db: Knex, t: StateTables, zones: Partial<Rec
   ]);
   const tenant = (await db.schema.hasTable(t.tenant)) ? await getTenantBinding(db, t) : null;
   const feishuQuota = await quotaFigures(db, t, quota);
-  const users = await resolutionFigures(db, t).catch(() => null);
+  const users = await resolutionFigures(db, t);
   const byKind: Record<string, Record<string, number>> = {};
   for (const c of counts) (byKind[c.kind] ??= {})[c.status] = c.count;
   return {
