@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { ConfigError } from '../errors.js';
 import { isKind, KINDS, type Kind } from '../kinds.js';
-import { retryWithOutcome, type RetryOutcome } from '../state/outbox.js';
+import { keyStatuses, retryWithOutcome, type RetryOutcome } from '../state/outbox.js';
 import type { StateTables } from '../state/tables.js';
 
 /* Queueing failed or dead operations again: what the `retry` command and the console's POST /api/retry do. */
@@ -29,9 +29,7 @@ export function checkRetryRequest(r: RetryRequest, configured: readonly Kind[], 
 export async function performRetry(db: Knex, t: StateTables, r: RetryRequest): Promise<{ outcome: RetryOutcome | null; lines: string[] }> {
   const status = r.status as 'failed' | 'dead';
   if (r.id !== undefined) {
-    let q = db(t.syncRecords).where({ source_key: r.id });
-    if (r.kind) q = q.andWhere({ kind: r.kind });
-    const known = (await q.select('kind', 'status').orderBy('id')) as Array<{ kind: string; status: string }>;
+    const known = await keyStatuses(db, t, r.id, r.kind);
     if (known.length === 0) {
       throw new ConfigError([`--id: no operation for source key "${r.id}"${r.kind ? ` of kind ${r.kind}` : ''} in the sync table`], 'invalid arguments');
     }

@@ -7,6 +7,7 @@ import { addCounts, emptyPlanCounts, planRows, type PlanCounts } from '../plan/p
 import { keyBinding } from '../source/keyset.js';
 import { sourceRelation } from '../source/relation.js';
 import { invalidKeys } from '../state/kindState.js';
+import { refusedCreates } from '../state/outbox.js';
 import { chunks } from '../state/records.js';
 import { ContactClient } from './contact.js';
 import { contactIdType, resolveRows, resolveSpec, type ResolverDeps } from './users.js';
@@ -71,11 +72,7 @@ export async function reevaluateResolution(deps: PipelineDeps, kind: Kind, cfg: 
   const { state, t } = deps;
   const idType = contactIdType(deps.config);
   const cache = () => state(t.userResolution).where({ address_kind: spec.kind, id_type: idType });
-  const refused = (await state(t.syncRecords).where({ kind, operation: 'create', status: 'failed', feishu_code: 1220004 }).select('source_key', 'user_id', 'updated_at')) as Array<{
-    source_key: string;
-    user_id: string | null;
-    updated_at: number | string;
-  }>;
+  const refused = await refusedCreates(state, t, kind, 1220004);
   const keys = new Set<string>();
   for (const r of refused) {
     if (!r.user_id) continue;

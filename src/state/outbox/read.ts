@@ -45,6 +45,22 @@ export async function statusCounts(db: Knex, t: StateTables): Promise<Array<{ ki
   return rows.map((r) => ({ kind: r.kind, status: r.status, count: Number(r.n) }));
 }
 
+/** The statuses of a source key's operations, oldest first (of one kind, or of every kind). */
+export async function keyStatuses(db: Knex, t: StateTables, sourceKey: string, kind?: string): Promise<Array<{ kind: string; status: OpStatus }>> {
+  const q = db(t.syncRecords).where({ source_key: sourceKey });
+  if (kind) q.andWhere({ kind });
+  return (await q.select('kind', 'status').orderBy('id')) as Array<{ kind: string; status: OpStatus }>;
+}
+
+/** Failed creates of a kind that Feishu refused with one code: their keys, user ids and when. */
+export async function refusedCreates(db: Knex, t: StateTables, kind: Kind, feishuCode: number): Promise<Array<{ source_key: string; user_id: string | null; updated_at: number | string }>> {
+  return (await db(t.syncRecords).where({ kind, operation: OPERATION_TYPES.CREATE, status: OP_STATUS.FAILED, feishu_code: feishuCode }).select('source_key', 'user_id', 'updated_at')) as Array<{
+    source_key: string;
+    user_id: string | null;
+    updated_at: number | string;
+  }>;
+}
+
 export async function oldestPending(db: Knex, t: StateTables): Promise<OutboxOperation | null> {
   const row = (await db(t.syncRecords).whereIn('status', IN_FLIGHT as string[]).orderBy('created_at').orderBy('id').first()) as Row | undefined;
   return row ? fromRow(row) : null;
