@@ -18,6 +18,7 @@ import { Command } from 'commander';
 import got from 'got';
 import { FeishuClient } from '../src/feishu/client.js';
 import { startEmulator } from '../src/emulator/index.js';
+import { sampleLeave } from '../test/helpers/approvals.js';
 import { startArrivalServer, startCpuHog } from './arrivals.js';
 
 function percentile(sorted: number[], p: number): number {
@@ -25,23 +26,7 @@ function percentile(sorted: number[], p: number): number {
 }
 
 function approval(label: string, i: number) {
-  return {
-    user_id: `u${i % 100}`,
-    date: '20260302',
-    leaves: [
-      {
-        uniq_id: 'ANNUAL',
-        unit: 1,
-        interval: 28800,
-        start_time: '2026-03-02 09:00:00',
-        end_time: '2026-03-02 18:00:00',
-        i18n_names: { ch: '年假' },
-        default_locale: 'ch',
-        reason: 'bench',
-        idempotent_id: `bench-${label}-${i}`,
-      },
-    ],
-  } as never;
+  return sampleLeave(`u${i % 100}`, `bench-${label}-${i}`, 'bench');
 }
 
 async function drive(client: FeishuClient, label: string, calls: number, concurrency: number): Promise<{ seconds: number; latencies: number[]; cpu: NodeJS.CpuUsage }> {

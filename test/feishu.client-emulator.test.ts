@@ -1,27 +1,12 @@
 import { FeishuClient } from '../src/feishu/client.js';
 import { isFeishuError } from '../src/feishu/errors.js';
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
+import { sampleLeave } from './helpers/approvals.js';
 
 let seq = 0;
 function approval(userId = 'u1') {
   seq++;
-  return {
-    user_id: userId,
-    date: '20260302',
-    leaves: [
-      {
-        uniq_id: 'ANNUAL',
-        unit: 1,
-        interval: 28800,
-        start_time: '2026-03-02 09:00:00',
-        end_time: '2026-03-02 18:00:00',
-        i18n_names: { ch: '年假' },
-        default_locale: 'ch',
-        reason: '测试',
-        idempotent_id: `c-${process.pid}-${seq}`,
-      },
-    ],
-  } as const;
+  return sampleLeave(userId, `c-${process.pid}-${seq}`, '测试');
 }
 
 function client(emu: Emulator, o: Partial<ConstructorParameters<typeof FeishuClient>[0]> = {}) {

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { startArrivalServer, type ArrivalServer } from '../bench/arrivals.js';
 import { FeishuClient } from '../src/feishu/client.js';
 import { RateLimiter } from '../src/feishu/limiter.js';
+import { sampleLeave } from './helpers/approvals.js';
 
 /** Largest number of timestamps inside any half-open window [t, t + widthMs). */
 function busiestWindow(times: number[], widthMs: number): number {
@@ -217,23 +218,7 @@ describe('RateLimiter: against a server that counts arrivals in a sliding second
     const worker = async (): Promise<void> => {
       while (next < calls) {
         const i = next++;
-        await client.createUserApproval('employee_id', {
-          user_id: `u${i % 40}`,
-          date: '20260302',
-          leaves: [
-            {
-              uniq_id: 'ANNUAL',
-              unit: 1,
-              interval: 28800,
-              start_time: '2026-03-02 09:00:00',
-              end_time: '2026-03-02 18:00:00',
-              i18n_names: { ch: '年假' },
-              default_locale: 'ch',
-              reason: 'pace',
-              idempotent_id: `pace-${i}`,
-            },
-          ],
-        } as never);
+        await client.createUserApproval('employee_id', sampleLeave(`u${i % 40}`, `pace-${i}`, 'pace'));
         done.push(performance.now());
       }
     };
@@ -263,11 +248,7 @@ describe('RateLimiter: against a server that counts arrivals in a sliding second
       const before = limiter.spacingMs;
       const results = await Promise.all(
         Array.from({ length: 40 }, (_, i) =>
-          client.createUserApproval('employee_id', {
-            user_id: 'u1',
-            date: '20260302',
-            leaves: [{ uniq_id: 'ANNUAL', unit: 1, interval: 28800, start_time: '2026-03-02 09:00:00', end_time: '2026-03-02 18:00:00', i18n_names: { ch: '年假' }, default_locale: 'ch', reason: 'pace', idempotent_id: `strict-${i}` }],
-          } as never),
+          client.createUserApproval('employee_id', sampleLeave('u1', `strict-${i}`, 'pace')),
         ),
       );
       // Every call got through (the 429s were retried after the reset) …
