@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import * as lark from '@larksuiteoapi/node-sdk';
 import { startEmulator, parseFaults, type Emulator } from '../src/emulator/index.js';
+import { sampleLeave } from './helpers/approvals.js';
 
 const SAMPLE = JSON.parse(fs.readFileSync('test/fixtures/user-approvals-create.request.json', 'utf8'));
 const SAMPLE_RESPONSE = JSON.parse(fs.readFileSync('test/fixtures/user-approvals-create.response.json', 'utf8'));
@@ -22,27 +23,8 @@ async function token(emu: Emulator): Promise<string> {
 }
 
 function leave(overrides: Record<string, unknown> = {}, ua: Record<string, unknown> = {}) {
-  return {
-    user_approval: {
-      user_id: 'u1',
-      date: '20260302',
-      leaves: [
-        {
-          uniq_id: 'ANNUAL',
-          unit: 1,
-          interval: 28800,
-          start_time: '2026-03-02 09:00:00',
-          end_time: '2026-03-02 18:00:00',
-          i18n_names: { ch: '年假', en: 'Annual leave' },
-          default_locale: 'ch',
-          reason: '回老家',
-          idempotent_id: 'fas-l-abc',
-          ...overrides,
-        },
-      ],
-      ...ua,
-    },
-  };
+  const base = sampleLeave('u1', 'fas-l-abc', '回老家');
+  return { user_approval: { ...base, leaves: [{ ...base.leaves[0], i18n_names: { ch: '年假', en: 'Annual leave' }, ...overrides }], ...ua } };
 }
 
 describe('Feishu emulator', () => {
