@@ -153,6 +153,34 @@ describe('console JSON endpoints and action rules (run, SQLite, emulator)', () =
     expect(w.emu.ledger().some((e) => e.userId === first.userId && e.status === 2)).toBe(true);
     expect(((await (await fetch(`${w.base}/api/records?status=failed`)).json()) as { items: Problem[] }).items).toHaveLength(0);
   }, 60_000);
+
+  it('a record shows its latest Feishu lookup: an admin withdrew it in Feishu, the edit\'s revoke is refused, the lookup by approval_id finds it withdrawn', async () => {
+    // A sent leave of an employee in scope, with the approval Feishu holds for it.
+    const ids = (await w.db.db('leave_requests').orderBy('id').pluck('id')) as Array<number | string>;
+    let picked: { key: string; approvalId: string } | undefined;
+    for (const id of ids) {
+      const story = (await (await fetch(`${w.base}/api/records/leave/${id}`)).json()) as Record<string, any>;
+      const sent = (story.versions?.[0]?.operations ?? []).find((o: any) => o.operation === 'create' && o.status === 'sent' && o.approvalId);
+      if (sent && story.lookup === null) {
+        picked = { key: String(id), approvalId: sent.approvalId };
+        break;
+      }
+    }
+    expect(picked).toBeDefined();
+    w.emu.setOptions({ revokeTwice: 'error' });
+    w.emu.admin.revoke(picked!.approvalId);
+    await w.moveLeave(Number(picked!.key), 1);
+    const story = await w.waitFor(async () => {
+      const s = (await (await fetch(`${w.base}/api/records/leave/${picked!.key}`)).json()) as Record<string, any>;
+      return s.lookup?.searched && s.versions.length === 2 ? s : undefined;
+    });
+    expect(story.lookup.searched).toMatchObject({ by: 'approval_id', found: true });
+    expect([3, 4]).toContain(story.lookup.searched.status);
+    expect(story.lookup.approvalId).toBe(picked!.approvalId);
+    const html = await (await fetch(`${w.base}/record/leave/${picked!.key}?lang=en`)).text();
+    expect(html).toContain('searched by <code>approval_id</code>');
+    expect(html).toMatch(/found, status [34]/);
+  }, 60_000);
 });
 
 describe('console without a token', () => {

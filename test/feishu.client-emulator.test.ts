@@ -1,4 +1,4 @@
-import { FeishuClient } from '../src/feishu/client.js';
+import { FeishuClient, type LookupRecord } from '../src/feishu/client.js';
 import { isFeishuError } from '../src/feishu/errors.js';
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
 import { sampleLeave } from './helpers/approvals.js';
@@ -123,6 +123,24 @@ describe('Feishu client against the emulator (real HTTP)', () => {
     expect(emu.ledger()[0]!.status).toBe(4);
     const again = await c.revokeApproval(approvalId, 'leave', { lookup: { employeeType: 'employee_id', userId: a.user_id, date: a.date, startTime: a.leaves[0].start_time, endTime: a.leaves[0].end_time } });
     expect(again.alreadyRevoked).toBe(true);
+  });
+
+  it('reports each lookup it ran to onLookup: by idempotent_id after "already exists", by approval_id after a refused revoke', async () => {
+    emu.setOptions({ revokeTwice: 'error' });
+    const seen: LookupRecord[] = [];
+    const c = client(emu, { onLookup: (l) => seen.push(l) });
+    const a = approval('u2');
+    const first = await c.createUserApproval('employee_id', a);
+    expect(seen).toEqual([]);
+    const again = await c.createUserApproval('employee_id', a);
+    expect(again).toMatchObject({ approvalId: first.approvalId, reconciled: true });
+    expect(seen).toEqual([expect.objectContaining({ kind: 'leave', userId: 'u2', idempotentId: a.leaves[0].idempotent_id, approvalId: null, found: { approvalId: first.approvalId, status: 2 } })]);
+    const lookup = { employeeType: 'employee_id' as const, userId: a.user_id, date: a.date, startTime: a.leaves[0].start_time, endTime: a.leaves[0].end_time };
+    await c.revokeApproval(first.approvalId, 'leave', { lookup });
+    expect(seen).toHaveLength(1);
+    expect((await c.revokeApproval(first.approvalId, 'leave', { lookup })).alreadyRevoked).toBe(true);
+    expect(seen[1]).toMatchObject({ idempotentId: null, approvalId: first.approvalId, statuses: [4, 3], found: { approvalId: first.approvalId } });
+    expect([3, 4]).toContain(seen[1]!.found!.status);
   });
 
   it('revoke: a reply without a status is not success; it counts only once a lookup shows the item withdrawn', async () => {

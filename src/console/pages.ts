@@ -243,7 +243,13 @@ ${v.payload ? `<details open><summary>${esc(w.payload)}</summary><pre>${esc(JSON
     .join('');
   const l = story.lookup;
   const lookup = `<section id="lookup"><h2>${esc(w.lookup)}</h2>${
-    l ? `<p>#${l.operationId} ${esc(when(l.at))} ${l.errorCode ? `<code>${esc(l.errorCode)}</code>` : ''} ${esc(w.approvalId)} <code>${esc(l.approvalId ?? '—')}</code> ${esc(l.message ?? '')}</p>` : `<p class="muted">${esc(w.noLookup)}</p>`
+    l
+      ? `<p>#${l.operationId} ${esc(when(l.at))} ${l.errorCode ? `<code>${esc(l.errorCode)}</code>` : ''} ${esc(w.approvalId)} <code>${esc(l.approvalId ?? '—')}</code> ${esc(l.message ?? '')}</p>${
+          l.searched
+            ? `<p class="searched">${esc(w.lookupBy)} <code>${l.searched.by}</code>, ${esc(w.lookupStatuses)} ${esc(l.searched.statuses.join(', '))}: <strong>${l.searched.found ? `${esc(w.lookupFound)} ${l.searched.status ?? '—'}` : esc(w.lookupNotFound)}</strong></p>`
+            : ''
+        }`
+      : `<p class="muted">${esc(w.noLookup)}</p>`
   }</section>`;
   return layout(c, 'record', title, `${current}<h2>${esc(w.versions)}</h2>${versions}${story.truncated ? `<p class="muted">${esc(w.truncated)}</p>` : ''}${lookup}`);
 }

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { lookupSubject, lookupsOf } from '../state/lookups.js';
 import { isKind, type Kind } from '../kinds.js';
 import type { StateTables } from '../state/tables.js';
 import { fromJson, toInt, toMillis } from '../state/values.js';
@@ -161,7 +162,15 @@ export interface RecordStory {
    * The latest operation whose outcome was decided by looking the record up in Feishu (by
    * idempotent_id: a duplicate or ambiguous answer), with what it found. null when none was.
    */
-  lookup: { operationId: number; at: number; errorCode: string | null; approvalId: string | null; message: string | null } | null;
+  lookup: {
+    operationId: number;
+    at: number;
+    errorCode: string | null;
+    approvalId: string | null;
+    message: string | null;
+    /** What Feishu showed when the item was last searched for (stored lookups, migration 0017); null when unknown. */
+    searched?: { by: 'idempotent_id' | 'approval_id'; statuses: number[]; found: boolean; status: number | null };
+  } | null;
   /** Operations beyond the cap were left out (a record edited very often). */
   truncated: boolean;
 }
@@ -186,6 +195,14 @@ export async function recordStory(db: Knex, t: StateTables, kind: Kind, sourceKe
   }
   const LOOKED_UP = new Set(['FEISHU_DUPLICATE', 'FEISHU_AMBIGUOUS']);
   const looked = [...ops].reverse().find((o) => o.errorCode !== null && LOOKED_UP.has(o.errorCode));
+  // The latest stored lookup of any of the record's items, by idempotent_id or approval_id.
+  const subjects = new Map<string, (typeof ops)[number]>();
+  for (const o of ops) {
+    if (o.idempotentId) subjects.set(lookupSubject({ idempotentId: o.idempotentId, approvalId: null }), o);
+    if (o.approvalId) subjects.set(lookupSubject({ idempotentId: null, approvalId: o.approvalId }), o);
+  }
+  const stored = (await lookupsOf(db, t, [...subjects.keys()])).sort((a, b) => b.at - a.at)[0];
+  const storedOp = stored ? subjects.get(stored.subject) : undefined;
   return {
     kind,
     sourceKey,
@@ -202,9 +219,19 @@ export async function recordStory(db: Knex, t: StateTables, kind: Kind, sourceKe
         }
       : null,
     versions: [...versions.values()],
-    lookup: looked
-      ? { operationId: looked.id, at: looked.updatedAt, errorCode: looked.errorCode, approvalId: looked.approvalId, message: looked.feishuMsg }
-      : null,
+    lookup:
+      stored && storedOp
+        ? {
+            operationId: storedOp.id,
+            at: stored.at,
+            errorCode: storedOp.errorCode,
+            approvalId: stored.foundApprovalId ?? storedOp.approvalId,
+            message: storedOp.feishuMsg,
+            searched: { by: stored.subject.startsWith('approval:') ? 'approval_id' : 'idempotent_id', statuses: stored.statuses, found: stored.foundApprovalId !== null, status: stored.foundStatus },
+          }
+        : looked
+          ? { operationId: looked.id, at: looked.updatedAt, errorCode: looked.errorCode, approvalId: looked.approvalId, message: looked.feishuMsg }
+          : null,
     truncated: rows.length > STORY_CAP,
   };
 }

@@ -20,6 +20,7 @@ import {
   type FindArgs,
   type FoundApproval,
   type ItemFields,
+  type LookupRecord,
   type QueriedUserApproval,
   type QueryUserApprovalsInput,
   type QueryUserApprovalsResult,
@@ -50,6 +51,7 @@ export class FeishuClient {
   private readonly clock: Clock;
   private readonly timeZone: string;
   private readonly onSuccess: ((endpoint: FeishuEndpoint) => void) | undefined;
+  private readonly onLookup: ((lookup: LookupRecord) => void) | undefined;
   private readonly counters = { calls: 0, requests: 0, retries: 0, rateLimited: 0, tokenRefreshes: 0, reconciliations: 0, lookups: 0, failures: 0 };
 
   constructor(opts: FeishuClientOptions) {
@@ -67,6 +69,7 @@ export class FeishuClient {
     this.clock = opts.clock ?? systemClock;
     this.timeZone = opts.timeZone ?? 'Asia/Shanghai';
     this.onSuccess = opts.onSuccess;
+    this.onLookup = opts.onLookup;
     this.tokens =
       opts.tokenProvider ??
       new TokenProvider({
@@ -210,7 +213,7 @@ export class FeishuClient {
       let found: FoundApproval | null = null;
       try {
         found = await this.findItem(
-          { ...lookup, kind, idempotentId: '', statuses: [4, 3] },
+          { ...lookup, kind, idempotentId: '', approvalId, statuses: [4, 3] },
           (i) => i.approval_id === approvalId,
           true,
           signal,
@@ -268,24 +271,20 @@ export class FeishuClient {
 
   // -------------------------------------------------------------------------------------
 
-  private async findItem(
-    args: FindArgs,
-    match: (item: ItemFields) => boolean,
-    includeCreateTime: boolean,
-    signal: AbortSignal | undefined,
-  ): Promise<FoundApproval | null> {
+  private async findItem(args: FindArgs, match: (item: ItemFields) => boolean, includeCreateTime: boolean, signal: AbortSignal | undefined): Promise<FoundApproval | null> {
     this.counters.lookups += 1;
-    const windows = lookupWindows({
-      date: args.date,
-      startTime: args.startTime,
-      endTime: args.endTime,
-      createdFrom: args.createdFrom,
-      nowMs: this.clock.now(),
-      timeZone: this.timeZone,
-      includeCreateTime,
-    });
+    const statuses = args.statuses ?? [2, 4, 3];
+    const found = await this.searchItem(args, statuses, match, includeCreateTime, signal);
+    const searched = args.approvalId ? { idempotentId: null, approvalId: args.approvalId } : { idempotentId: args.idempotentId, approvalId: null };
+    this.onLookup?.({ kind: args.kind, userId: args.userId, ...searched, statuses, found, at: this.clock.now() });
+    return found;
+  }
+
+  private async searchItem(args: FindArgs, statuses: readonly number[], match: (item: ItemFields) => boolean, includeCreateTime: boolean, signal: AbortSignal | undefined): Promise<FoundApproval | null> {
+    const { date, startTime, endTime, createdFrom } = args;
+    const windows = lookupWindows({ date, startTime, endTime, createdFrom, nowMs: this.clock.now(), timeZone: this.timeZone, includeCreateTime });
     const array = KIND_ARRAY[args.kind];
-    for (const status of args.statuses ?? [2, 4, 3]) {
+    for (const status of statuses) {
       for (const w of windows) {
         let result: QueryUserApprovalsResult;
         try {

@@ -79,6 +79,8 @@ export interface FindArgs {
   date: string;
   kind: Kind;
   idempotentId: string;
+  /** Search by this approval_id instead of the idempotent_id (a revoke's lookup). */
+  approvalId?: string | undefined;
   /** Item start/end (wall clock); widen the period window when `date` differs from them. */
   startTime?: string | undefined;
   endTime?: string | undefined;
@@ -135,6 +137,21 @@ export interface FeishuClientOptions {
   random?: () => number;
   /** Called once per business call Feishu answered with code 0: what its monthly quota counts. */
   onSuccess?: (endpoint: FeishuEndpoint) => void;
+  /** Called after each lookup that ran to the end (found or not): the console shows the latest. */
+  onLookup?: (lookup: LookupRecord) => void;
+}
+
+/** One lookup of an item in Feishu and what it found. */
+export interface LookupRecord {
+  kind: Kind;
+  userId: string;
+  /** The idempotent_id searched for; null when the item was searched by approval_id. */
+  idempotentId: string | null;
+  /** The approval_id searched for (a revoke's lookup); null for a search by idempotent_id. */
+  approvalId: string | null;
+  statuses: readonly number[];
+  found: FoundApproval | null;
+  at: number;
 }
 
 export interface FeishuClientStats {

@@ -21,6 +21,7 @@ import { reclaimOrphanedLeases } from '../state/outbox.js';
 import { ensureTenant, tenantOf } from '../state/tenant.js';
 import { markCrashedRuns } from '../state/runs.js';
 import { QuotaMeter, quotaFigures } from '../state/quota.js';
+import { lookupSubject, recordLookup } from '../state/lookups.js';
 import type { PipelineDeps } from './deps.js';
 
 export interface Pipeline {
@@ -89,6 +90,10 @@ export async function openPipeline(
     timeZone: config.feishu.time_zone,
     logger,
     onSuccess: () => quota.record(),
+    // What the console's record page shows; a lookup's outcome never depends on this write.
+    onLookup: (l) => {
+      recordLookup(dbs.state, dbs.tables, l).catch((err: unknown) => logger.warn('could not store a Feishu lookup', { subject: lookupSubject(l), error: err instanceof Error ? err.message : String(err) }));
+    },
   });
   const owner = ownerId();
   const inner = createLeaderLock(dbs.state, dbs.tables, { owner, leaseMs: config.sync.lock_lease_seconds * 1000 });

@@ -16,6 +16,8 @@ export interface StateTables {
   readonly userResolution: string;
   /** The uniq_id given to each type code of a `types_query`. */
   readonly typeIds: string;
+  /** The latest Feishu lookup of each item searched for (by idempotent_id or approval_id). */
+  readonly lookups: string;
   /** The sync table with readable UTC timestamps (`created_at_utc`, …). */
   readonly syncRecordsView: string;
   /** knex's own bookkeeping tables, prefixed too so two installations can share a database. */
@@ -36,6 +38,7 @@ export function stateTables(prefix: string): StateTables {
     quota: `${prefix}quota`,
     userResolution: `${prefix}user_resolution`,
     typeIds: `${prefix}type_ids`,
+    lookups: `${prefix}lookups`,
     syncRecordsView: `${prefix}sync_records_view`,
     migrations: `${prefix}migrations`,
     migrationsLock: `${prefix}migrations_lock`,
