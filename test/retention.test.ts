@@ -3,6 +3,7 @@ import { prepareSample, sampleConfig, testPipeline } from './helpers/pipeline.js
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
 import { runCycle } from '../src/pipeline/cycle.js';
 import { applyRetention } from '../src/state/retention.js';
+import { recordLookup } from '../src/state/lookups.js';
 import { stateTables } from '../src/state/tables.js';
 
 const t = stateTables('attendance_sync_');
@@ -81,6 +82,16 @@ describe.each(dialectsUnderTest())('retention on %s', (dialect) => {
     // 0 keeps everything.
     await op({ key: 'k', status: 'superseded', ageDays: 1000 });
     expect(await applyRetention(db.db, t, { retentionDays: 0 })).toEqual({ runs: 0, operations: 0 });
+  });
+
+  it('drops stored Feishu lookups older than the cut-off, keeps recent ones', async () => {
+    await db.db(t.lookups).del();
+    const now = Date.now();
+    const lookup = (id: string, ageDays: number) => recordLookup(db.db, t, { kind: 'leave', userId: 'u1', idempotentId: id, approvalId: null, statuses: [2], found: null, at: now - ageDays * DAY });
+    await lookup('old', 120);
+    await lookup('recent', 10);
+    await applyRetention(db.db, t, { retentionDays: 90 });
+    expect(await db.db(t.lookups).pluck('subject')).toEqual(['recent']);
   });
 
   it('deletes in bounded batches per call, and runs during cycles', async () => {

@@ -11,7 +11,8 @@ import { OP_STATUS, OPERATION_TYPES } from './outbox.js';
  * - runs (one still 'running' after that long belongs to a process that died);
  * - superseded creates (never sent) and invalid rows' entries (the records table keeps the
  *   current reasons, and an unchanged invalid row is not recorded again);
- * - revoked creates and the sent revokes that undid them: Feishu no longer holds them.
+ * - revoked creates and the sent revokes that undid them: Feishu no longer holds them;
+ * - stored Feishu lookups (what the console's record page shows of the latest one).
  * Never a sent create: its approval_id is what a later change or cancellation revokes,
  * however old it is. Never failed, dead, pending or sending operations: they are still to
  * be decided by the worker or an operator.
@@ -65,5 +66,7 @@ export async function applyRetention(
       t.syncRecords,
     );
   }
+  // The latest lookup of an item: the record page's history, not the worker's (few rows).
+  await db(t.lookups).where('looked_at', '<', cutoff).delete();
   return counts;
 }
