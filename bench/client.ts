@@ -7,16 +7,17 @@
  * - CPU per call at the limit (process.cpuUsage of this process only: the server is another
  *   process), in ms and as % of one core at 50 calls/s. Target < 5 %.
  * - Where that CPU goes (`baseline`): the same creates at 50/s on a fixed schedule, sent by got
- *   alone (the options FeishuHttp gives it) and by node:http alone, measured after a warm-up of
- *   200 calls: the client's own share is the difference between its figure and got's.
+ *   alone (FeishuHttp: one got attempt, no limiter, token or retries) and by node:http alone,
+ *   measured after a warm-up of 200 calls: the client's own share is the difference between
+ *   its figure and got's.
  * - The in-process emulator at the limit and with no limit, with latency percentiles.
  *
  * `--only pacing,baseline,emulator`, `--calls N`.
  */
 import http from 'node:http';
 import { Command } from 'commander';
-import got from 'got';
 import { FeishuClient } from '../src/feishu/client.js';
+import { FeishuHttp } from '../src/feishu/http.js';
 import { startEmulator } from '../src/emulator/index.js';
 import { sampleLeave } from '../test/helpers/approvals.js';
 import { startArrivalServer, startCpuHog } from './arrivals.js';
@@ -87,11 +88,11 @@ async function baseline(calls: number): Promise<string[]> {
   try {
     const path = 'open-apis/attendance/v1/user_approvals';
     const bodyOf = (i: number) => JSON.stringify({ user_approval: approval('base', i) });
-    const client = got.extend({ prefixUrl: server.url, retry: { limit: 0 }, timeout: { request: 10_000 }, throwHttpErrors: false, followRedirect: false, responseType: 'text', headers: { 'user-agent': 'bench' } });
-    const viaGot = await fixedRate('got 14 alone, same options as FeishuHttp', calls, async (i) => {
-      const r = await client.post(path, { headers: { 'content-type': 'application/json; charset=utf-8', authorization: 'Bearer t' }, searchParams: { employee_type: 'employee_id' }, body: bodyOf(i) });
-      return JSON.parse(r.body) as unknown;
-    });
+    const feishuHttp = new FeishuHttp({ baseUrl: server.url, timeoutMs: 10_000 });
+    // FeishuHttp is one got attempt with the client's options, before the limiter, token and retries.
+    const viaGot = await fixedRate('got 14 alone (FeishuHttp: one attempt, no limiter)', calls, (i) =>
+      feishuHttp.send({ endpoint: 'create', path, searchParams: { employee_type: 'employee_id' }, body: { user_approval: approval('base', i) }, token: 't', isWrite: true }),
+    );
     const agent = new http.Agent({ keepAlive: true });
     const { hostname, port } = new URL(server.url);
     const viaHttp = await fixedRate('node:http alone (keep-alive agent)', calls, (i) => {

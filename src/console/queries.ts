@@ -227,7 +227,7 @@ export async function recordStory(db: Knex, t: StateTables, kind: Kind, sourceKe
             errorCode: storedOp.errorCode,
             approvalId: stored.foundApprovalId ?? storedOp.approvalId,
             message: storedOp.feishuMsg,
-            searched: { by: stored.subject.startsWith('approval:') ? 'approval_id' : 'idempotent_id', statuses: stored.statuses, found: stored.foundApprovalId !== null, status: stored.foundStatus },
+            searched: { by: stored.by, statuses: stored.statuses, found: stored.foundApprovalId !== null, status: stored.foundStatus },
           }
         : looked
           ? { operationId: looked.id, at: looked.updatedAt, errorCode: looked.errorCode, approvalId: looked.approvalId, message: looked.feishuMsg }

@@ -2,9 +2,11 @@ import type { Knex } from 'knex';
 import type { LookupRecord } from '../feishu/clientTypes.js';
 import type { StateTables } from './tables.js';
 
+const APPROVAL = 'approval:';
+
 /** A lookups row's key: the idempotent_id searched for, or `approval:` + the approval_id. */
 export function lookupSubject(l: { idempotentId: string | null; approvalId: string | null }): string {
-  return l.approvalId ? `approval:${l.approvalId}` : (l.idempotentId ?? '');
+  return l.approvalId ? `${APPROVAL}${l.approvalId}` : (l.idempotentId ?? '');
 }
 
 /** Keep the latest lookup of an item (one row per subject, replaced by the next lookup). */
@@ -27,6 +29,8 @@ export async function recordLookup(db: Knex, t: StateTables, l: LookupRecord): P
 
 export interface StoredLookup {
   subject: string;
+  /** What the item was searched by (read off the subject). */
+  by: 'idempotent_id' | 'approval_id';
   statuses: number[];
   foundApprovalId: string | null;
   foundStatus: number | null;
@@ -39,6 +43,7 @@ export async function lookupsOf(db: Knex, t: StateTables, subjects: readonly str
   const rows = (await db(t.lookups).whereIn('subject', [...new Set(subjects)].slice(0, 1000))) as Array<Record<string, unknown>>;
   return rows.map((r) => ({
     subject: String(r.subject),
+    by: String(r.subject).startsWith(APPROVAL) ? 'approval_id' : 'idempotent_id',
     statuses: String(r.statuses).split(',').filter(Boolean).map(Number),
     foundApprovalId: (r.found_approval_id as string | null) ?? null,
     foundStatus: r.found_status === null || r.found_status === undefined ? null : Number(r.found_status),
