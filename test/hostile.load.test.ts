@@ -239,11 +239,15 @@ describe('the SQLite lease during a long cycle of `run`', () => {
   });
 
   it('a second worker cannot take the lock while the cycle runs longer than the lease', async () => {
-    // Enough rows that the cycle outlasts the 5 s lease even on an idle machine (~12 s there).
+    // A long plan phase (40,000 rows, synchronous SQLite work) and then a send phase whose
+    // length does not depend on the machine's speed: 200 valid rows at 20 calls/s take at
+    // least 10 s, so the cycle outlasts the 5 s lease on the fastest machine too.
     await prepareSample(db, { employees: 50, leaves: 40_000, overtime: 0, trips: 0, outs: 0, approvedShare: 1, seed: 6, startDate: '2026-01-05', days: 300, batchSize: 500 });
-    await db.db('leave_requests').update({ leave_type_code: 'NOPE' });
+    const valid = (await db.db('leave_requests').orderBy('id').limit(200).pluck('id')) as number[];
+    await db.db('leave_requests').whereNotIn('id', valid).update({ leave_type_code: 'NOPE' });
     const raw = YAML.parse(fs.readFileSync('config/attendance-sync.example.sqlite.yaml', 'utf8'));
     raw.kinds = { leave: raw.kinds.leave };
+    raw.feishu.rate_limit = 20;
     raw.sync.lock_lease_seconds = 5;
     raw.sync.schedule = '0 0 1 1 *'; // the first cycle runs when the lock is taken; no other
     raw.log = { level: 'info', format: 'json' };
@@ -272,8 +276,9 @@ describe('the SQLite lease during a long cycle of `run`', () => {
     expect(line).toBeDefined();
     const durationMs = Number((JSON.parse(line!) as { durationMs: number }).durationMs);
     process.stdout.write(`lease: cycle of ${durationMs} ms under a 5,000 ms lease, ${attempts.length} takeover attempts, ${beats.size} distinct heartbeats\n`);
-    // Meaningful only if the cycle outlasted the lease.
-    expect(durationMs).toBeGreaterThan(7_500);
+    // Meaningful only if the cycle outlasted the lease; it sent the valid rows at the pace.
+    expect(durationMs).toBeGreaterThan(9_500);
+    expect(Number((JSON.parse(line!) as { sent: number }).sent)).toBeGreaterThanOrEqual(150);
     expect(attempts.length).toBeGreaterThan(10);
     expect(attempts.filter(Boolean)).toHaveLength(0);
     // Renewed while the cycle ran: about every third of the lease.
