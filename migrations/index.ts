@@ -12,7 +12,8 @@ import { migration as m0013 } from './0013_level_indexes.js';
 import { migration as m0014 } from './0014_resolution.js';
 import { migration as m0016 } from './0016_console_indexes.js';
 import { migration as m0017 } from './0017_lookups.js';
+import { migration as m0018 } from './0018_status_counts.js';
 
 /** Every migration, in order. Names are stable forever: knex records them as applied. */
-export const MIGRATIONS: readonly StateMigration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0008, m0010, m0012, m0013, m0014, m0016, m0017];
+export const MIGRATIONS: readonly StateMigration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0008, m0010, m0012, m0013, m0014, m0016, m0017, m0018];
 export type { StateMigration };

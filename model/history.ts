@@ -12,6 +12,7 @@ import type { DialectName } from '../src/db/url.js';
 import { startEmulator, type Emulator, type FaultSpec } from '../src/emulator/index.js';
 import { migrateLatest } from '../src/state/migrate.js';
 import { stateTables } from '../src/state/tables.js';
+import { statusCounts } from '../src/state/outbox.js';
 import { createScratchDatabase } from '../test/helpers/scratch.js';
 import { clockOffset, realNow, setClockOffset } from './clock.js';
 import { clearModelSource, createModelSchema, EMPLOYEES, judge, modelKinds, ModelSource, verdictTotal, type ContentVerdict, type ModelKind, type ModelRow } from './source.js';
@@ -47,6 +48,8 @@ export interface HistoryResult {
   readonly after: ContentVerdict;
   /** Operations still pending, sending, failed or dead after the drain. */
   readonly stuck: number;
+  /** (kind, status) pairs whose kept count (`status`, the console) differs from a count of the sync table. */
+  readonly countsDrift: readonly string[];
   readonly faults: number;
   readonly kills: number;
   readonly ms: number;
@@ -55,7 +58,7 @@ export interface HistoryResult {
 }
 
 export function violations(r: HistoryResult): number {
-  return verdictTotal(r.before) + verdictTotal(r.after) + (r.hung ? 1 : 0);
+  return verdictTotal(r.before) + verdictTotal(r.after) + (r.hung ? 1 : 0) + r.countsDrift.length;
 }
 
 /** A command that did not finish in time (it was stopped). */
@@ -291,11 +294,20 @@ export class ModelRunner {
 
   private async reset(seed: number): Promise<void> {
     const t = stateTables(PREFIX);
-    for (const table of [t.syncRecords, t.records, t.watermarks, t.runs, t.lock]) await this.db(table).delete();
+    for (const table of [t.syncRecords, t.statusCounts, t.records, t.watermarks, t.runs, t.lock]) await this.db(table).delete();
     await clearModelSource(this.db);
     setClockOffset(0);
     this.emu.setOptions({ seed, faults: {}, users: null, sealedUntil: null });
     this.emu.reset();
+  }
+
+  /** The kept counts against a count of the sync table, after every SIGKILL and fault of the history. */
+  private async countsDrift(): Promise<string[]> {
+    const t = stateTables(PREFIX);
+    const real = (await this.db(t.syncRecords).select('kind', 'status').count({ n: '*' }).groupBy('kind', 'status')) as Array<{ kind: string; status: string; n: number | string }>;
+    const want = new Map(real.map((r) => [`${r.kind}/${r.status}`, Number(r.n)]));
+    const got = new Map((await statusCounts(this.db, t)).map((r) => [`${r.kind}/${r.status}`, r.count]));
+    return [...new Set([...want.keys(), ...got.keys()])].filter((k) => (want.get(k) ?? 0) !== (got.get(k) ?? 0)).map((k) => `${k}: counted ${got.get(k) ?? 0}, in the table ${want.get(k) ?? 0}`);
   }
 
   private async counts(): Promise<{ inFlight: number; failed: number; dead: number; stuck: number }> {
@@ -442,13 +454,14 @@ export class ModelRunner {
       await drain(true);
       const after = await judge(this.db, model, this.emu.ledger(), { excuseHidden: false });
       const { stuck } = await this.counts();
-      return { steps, hung, before, after, stuck, faults, kills, ms: realNow() - started, transcript };
+      const countsDrift = await this.countsDrift();
+      return { steps, hung, before, after, stuck, countsDrift, faults, kills, ms: realNow() - started, transcript };
     } catch (err) {
       if (!(err instanceof HangError)) throw err;
       hung = err.message;
       transcript.push(`  ${hung}`);
       const none: ContentVerdict = { missing: 0, duplicated: 0, notRevoked: 0, unexpected: 0, examples: [] };
-      return { steps, hung, before: none, after: none, stuck: 0, faults, kills, ms: realNow() - started, transcript };
+      return { steps, hung, before: none, after: none, stuck: 0, countsDrift: [], faults, kills, ms: realNow() - started, transcript };
     }
   }
 }

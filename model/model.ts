@@ -92,6 +92,7 @@ function describe(v: ContentVerdict): string {
 function report(r: HistoryResult, label: string): void {
   if (r.hung) out(`${label}: hung: ${r.hung}`);
   else out(`${label}: before the rescan: ${describe(r.before)}; after it: ${describe(r.after)}; stuck ${r.stuck}`);
+  for (const c of r.countsDrift) out(`    status counts: ${c}`);
   for (const e of r.before.examples) out(`    before the rescan: ${e}`);
   for (const e of r.after.examples) out(`    after the rescan: ${e}`);
 }
@@ -134,7 +135,7 @@ let faults = 0;
 let kills = 0;
 let failing = 0;
 let shrunk = 0;
-const totals = { missing: 0, duplicated: 0, notRevoked: 0, unexpected: 0, stuck: 0 };
+const totals = { missing: 0, duplicated: 0, notRevoked: 0, unexpected: 0, stuck: 0, countsDrift: 0 };
 let failed = false;
 try {
   const count = replay ? 1 : opts.histories;
@@ -154,6 +155,7 @@ try {
       totals.unexpected += v.unexpected;
     }
     totals.stuck += r.stuck;
+    totals.countsDrift += r.countsDrift.length;
     const bad = violations(r) > 0;
     if (opts.verbose) out(`history ${i} (seed ${seed}): ${history.length} steps, ${r.ms} ms, ${bad ? 'VIOLATION' : 'ok'}`);
     if (opts.verbose && !bad && r.ms > 5_000) for (const line of r.transcript) out(`    ${line}`);
@@ -180,7 +182,7 @@ try {
 const elapsed = realNow() - started;
 const minutes = elapsed / 60_000;
 out(
-  `figures: missing ${totals.missing}, duplicated ${totals.duplicated}, not revoked ${totals.notRevoked}, unexpected ${totals.unexpected}, stuck ${totals.stuck}; ` +
+  `figures: missing ${totals.missing}, duplicated ${totals.duplicated}, not revoked ${totals.notRevoked}, unexpected ${totals.unexpected}, stuck ${totals.stuck}, status counts off ${totals.countsDrift}; ` +
     `${kills} SIGKILLs; dialect ${opts.dialect}; ${(histories / Math.max(minutes, 1e-9)).toFixed(0)} histories/minute (${(elapsed / 1000).toFixed(1)} s, shrinking included)`,
 );
 out(`model: ${histories} histories, ${steps} steps, ${faults} faults, ${failing} violations`);

@@ -10,6 +10,7 @@ import { CLI, runCli } from './helpers/cli.js';
 import type { Emulator } from '../src/emulator/index.js';
 import { sampleNow, sqlTime } from '../src/sample/index.js';
 import { stateTables } from '../src/state/tables.js';
+import { updateOperations } from '../src/state/outbox.js';
 
 const t = stateTables('attendance_sync_');
 
@@ -77,7 +78,7 @@ describe('operator workflow on SQLite through the CLI', () => {
     const json = JSON.parse((await runCli(['--config', cfg, 'status', '--json'], { env })).stdout);
     expect(json.counts.leave.sent).toBeGreaterThan(0);
     const one = (await db.db(t.syncRecords).where({ kind: 'leave', status: 'sent' }).first('id')) as { id: number };
-    await db.db(t.syncRecords).where({ id: one.id }).update({ status: 'failed' });
+    await updateOperations(db.db, t, (q) => q.where({ id: one.id }), { status: 'failed' });
     const retry = await runCli(['--config', cfg, 'retry', '--status', 'failed', '--kind', 'leave'], { env });
     expect(retry.stdout).toMatch(/^1 failed operation\(s\) queued again/);
     expect((await runCli(['--config', cfg, 'retry', '--status', 'bogus'], { env })).code).toBe(2);

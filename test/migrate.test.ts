@@ -8,7 +8,7 @@ import { stateTables } from '../src/state/tables.js';
 import { describeTable } from './helpers/schema.js';
 import { MIGRATIONS } from '../migrations/index.js';
 
-const TABLES = ['watermarks', 'records', 'syncRecords', 'runs', 'lock', 'kindState', 'tenant', 'userResolution', 'typeIds', 'lookups'] as const;
+const TABLES = ['watermarks', 'records', 'syncRecords', 'runs', 'lock', 'kindState', 'tenant', 'userResolution', 'typeIds', 'lookups', 'statusCounts'] as const;
 
 describe.each(dialectsUnderTest())('state migrations on %s', (dialect) => {
   let t: TestDatabase;

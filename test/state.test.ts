@@ -39,7 +39,7 @@ describe.each(dialectsUnderTest())('state tables on %s', (dialect) => {
   });
   afterAll(async () => tdb?.drop());
   beforeEach(async () => {
-    for (const name of [t.syncRecords, t.records, t.watermarks, t.lock, t.runs]) await tdb.db(name).delete();
+    for (const name of [t.syncRecords, t.statusCounts, t.records, t.watermarks, t.lock, t.runs]) await tdb.db(name).delete();
   });
 
   it('keeps watermarks as the source database strings, microseconds included', async () => {

@@ -6,7 +6,7 @@ import { addCounts, emptyPlanCounts, type PlanCounts } from '../plan/plan.js';
 import type { SendCounts } from '../send/sender.js';
 import { applyRetention } from '../state/retention.js';
 import { finishRun, startRun } from '../state/runs.js';
-import { outboxDepth, oldestPending } from '../state/outbox.js';
+import { foldCounts, outboxDepth, oldestPending } from '../state/outbox.js';
 import { setLastRescan } from '../state/watermarks.js';
 import { emptyTimings, enabledKinds, type PipelineDeps, type StageTimings } from './deps.js';
 import { reevaluateInvalid } from './kindState.js';
@@ -98,6 +98,7 @@ export async function runCycle(deps: PipelineDeps, opts: { signal?: AbortSignal;
       await applyRetention(deps.state, deps.t, { retentionDays: deps.config.state.retention_days, between: yieldToEventLoop }).catch((err: unknown) =>
         deps.logger.warn('retention failed; the next cycle tries again', { error: describeError(err) }),
       );
+      await foldCounts(deps.state, deps.t).catch((err: unknown) => deps.logger.warn('folding the status counts failed; the next cycle tries again', { error: describeError(err) }));
     }
   } catch (err) {
     error = describeError(err);

@@ -3,7 +3,7 @@ import { withIdempotentId } from '../identity.js';
 import { type PipelineDeps } from '../pipeline/deps.js';
 import { idempotencyKey } from '../identity.js';
 import { upsertRecords, type RecordState, type RecordUpsert } from '../state/records.js';
-import { OP_STATUS, OPERATION_TYPES, insertOperations, revokeOf, type NewOperation, type OutboxOperation } from '../state/outbox.js';
+import { OP_STATUS, OPERATION_KEY, OPERATION_TYPES, insertOperationRows, insertOperations, revokeOf, updateOperations, type NewOperation, type OutboxOperation } from '../state/outbox.js';
 import { str, type Drift, type FeishuItem } from './compare.js';
 import { loadKeyRows } from './rows.js';
 
@@ -34,7 +34,7 @@ export async function writeRepairs(deps: PipelineDeps, drifts: readonly Drift[],
           if (d.approvalId && !current.approvalId) await trx(t.syncRecords).where({ id: current.id }).update({ approval_id: d.approvalId, updated_at: now });
           next.push(revokeOf(current));
         } else {
-          await trx(t.syncRecords).where({ id: current.id }).update({ status: OP_STATUS.REVOKED, updated_at: now });
+          await updateOperations(trx, t, (q) => q.where({ id: current.id }), { status: OP_STATUS.REVOKED, updated_at: now });
         }
         const used = ops.filter((op) => op.operation === OPERATION_TYPES.CREATE && op.version === current.version).map((op) => op.generation);
         const generation = Math.max(...used) + 1;
@@ -60,7 +60,7 @@ export async function writeRepairs(deps: PipelineDeps, drifts: readonly Drift[],
           const revoke = (await trx(t.syncRecords).where({ operation: OPERATION_TYPES.REVOKE, revokes_id: create.id, kind: create.kind, source_key: create.sourceKey }).first('id')) as { id: number | string } | undefined;
           if (revoke) {
             // The revoke ran but the approval stands (it did nothing): the same revoke, again.
-            await trx(t.syncRecords).where({ id: Number(revoke.id) }).update({ status: OP_STATUS.PENDING, attempts: 0, next_attempt_at: now, error_code: null, updated_at: now });
+            await updateOperations(trx, t, (q) => q.where({ id: Number(revoke.id) }), { status: OP_STATUS.PENDING, attempts: 0, next_attempt_at: now, error_code: null, updated_at: now });
           } else {
             await insertOperations(trx, t, [revokeOf({ ...create, approvalId: d.approvalId })], now);
           }
@@ -84,27 +84,31 @@ export async function insertStandIn(trx: PipelineDeps['state'], t: PipelineDeps[
   const key = standInKey(item.approvalId);
   const start = str(item.item.start_time);
   const effectiveDate = start && /^\d{4}-\d{2}-\d{2}/.test(start) ? start.slice(0, 10) : null;
-  await trx(t.syncRecords)
-    .insert({
-      kind: item.kind,
-      source_key: key,
-      version: 'unknown',
-      generation: 0,
-      operation: OPERATION_TYPES.CREATE,
-      idempotency_key: item.idempotentId,
-      status: OP_STATUS.SENT,
-      attempts: 1,
-      next_attempt_at: now,
-      approval_id: item.approvalId,
-      payload: JSON.stringify({ user_id: item.userId, date: item.date, [KIND_ARRAY[item.kind]]: [item.item] }),
-      user_id: item.userId,
-      effective_date: effectiveDate,
-      created_at: now,
-      updated_at: now,
-      sent_at: now,
-    })
-    .onConflict(['kind', 'source_key', 'version', 'operation', 'generation'])
-    .ignore();
+  await insertOperationRows(
+    trx,
+    t,
+    [
+      {
+        kind: item.kind,
+        source_key: key,
+        version: 'unknown',
+        generation: 0,
+        operation: OPERATION_TYPES.CREATE,
+        idempotency_key: item.idempotentId,
+        status: OP_STATUS.SENT,
+        attempts: 1,
+        next_attempt_at: now,
+        approval_id: item.approvalId,
+        payload: JSON.stringify({ user_id: item.userId, date: item.date, [KIND_ARRAY[item.kind]]: [item.item] }),
+        user_id: item.userId,
+        effective_date: effectiveDate,
+        created_at: now,
+        updated_at: now,
+        sent_at: now,
+      },
+    ],
+    OPERATION_KEY,
+  );
   const row = (await trx(t.syncRecords).where({ kind: item.kind, source_key: key, operation: OPERATION_TYPES.CREATE }).first('id')) as { id: number | string };
   await insertOperations(
     trx,
@@ -113,10 +117,13 @@ export async function insertStandIn(trx: PipelineDeps['state'], t: PipelineDeps[
     now,
   );
   // An earlier revoke of the same stand-in (that did nothing): queued again.
-  await trx(t.syncRecords)
-    .where({ kind: item.kind, source_key: key, operation: OPERATION_TYPES.REVOKE })
-    .whereNotIn('status', [OP_STATUS.PENDING, OP_STATUS.SENDING])
-    .update({ status: OP_STATUS.PENDING, attempts: 0, next_attempt_at: now, error_code: null, updated_at: now });
+  await updateOperations(trx, t, (q) => q.where({ kind: item.kind, source_key: key, operation: OPERATION_TYPES.REVOKE }).whereNotIn('status', [OP_STATUS.PENDING, OP_STATUS.SENDING]), {
+    status: OP_STATUS.PENDING,
+    attempts: 0,
+    next_attempt_at: now,
+    error_code: null,
+    updated_at: now,
+  });
 }
 
 /** After the send: a repair is done when nothing of its key is left in the outbox. */

@@ -1,6 +1,8 @@
 import type { Knex } from 'knex';
 import type { StateTables } from './tables.js';
 import { chunks } from './records.js';
+import { updateOperations } from './outbox/counts.js';
+import { OP_STATUS } from './outbox/operation.js';
 
 /*
  * Invalid rows in the sync table are the record's current problem, not its history: once the
@@ -11,13 +13,13 @@ import { chunks } from './records.js';
 /** Invalid rows whose record has since been fixed or judged again: superseded. */
 export async function supersedeInvalid(trx: Knex, t: StateTables, ids: readonly number[], now = Date.now()): Promise<void> {
   for (const part of chunks(ids)) {
-    await trx(t.syncRecords).whereIn('id', part).where('status', 'invalid').update({ status: 'superseded', updated_at: now });
+    await updateOperations(trx, t, (q) => q.whereIn('id', part).where('status', OP_STATUS.INVALID), { status: OP_STATUS.SUPERSEDED, updated_at: now });
   }
 }
 
 /** The same problem back again (its row exists from before): invalid once more. */
 export async function reopenInvalid(trx: Knex, t: StateTables, ids: readonly number[], now = Date.now()): Promise<void> {
   for (const part of chunks(ids)) {
-    await trx(t.syncRecords).whereIn('id', part).where('status', 'superseded').update({ status: 'invalid', updated_at: now });
+    await updateOperations(trx, t, (q) => q.whereIn('id', part).where('status', OP_STATUS.SUPERSEDED), { status: OP_STATUS.INVALID, updated_at: now });
   }
 }

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { StateTables } from './tables.js';
 import { OP_STATUS, OPERATION_TYPES } from './outbox.js';
+import { deleteOperations } from './outbox/counts.js';
 
 /**
  * Retention (`state.retention_days`): the runs table and the finished history of the sync
@@ -46,12 +47,12 @@ export async function applyRetention(
   let budget = o.maxRows ?? 20_000;
   // Ids first, then delete by id: MySQL allows no LIMIT in a DELETE's subquery, and a plain
   // DELETE … LIMIT does not exist on PostgreSQL.
-  const drain = async (pick: () => Knex.QueryBuilder, table: string): Promise<number> => {
+  const drain = async (pick: () => Knex.QueryBuilder, remove: (ids: number[]) => Promise<unknown>): Promise<number> => {
     let n = 0;
     while (budget > 0) {
       const ids = ((await pick().limit(Math.min(batch, budget))) as Array<{ id: number | string }>).map((r) => Number(r.id));
       if (ids.length === 0) break;
-      await db(table).whereIn('id', ids).delete();
+      await remove(ids);
       n += ids.length;
       budget -= ids.length;
       await o.between?.();
@@ -59,11 +60,15 @@ export async function applyRetention(
     }
     return n;
   };
-  counts.runs = await drain(() => db(t.runs).select('id').where('started_at', '<', cutoff).orderBy('started_at'), t.runs);
+  counts.runs = await drain(
+    () => db(t.runs).select('id').where('started_at', '<', cutoff).orderBy('started_at'),
+    (ids) => db(t.runs).whereIn('id', ids).delete(),
+  );
   for (const f of FINISHED) {
     counts.operations += await drain(
       () => db(t.syncRecords).select('id').where({ status: f.status, operation: f.operation }).andWhere('updated_at', '<', cutoff).orderBy('updated_at'),
-      t.syncRecords,
+      // Still of that status when deleted (the counts follow): a row changed meanwhile stays.
+      (ids) => deleteOperations(db, t, (q) => q.whereIn('id', ids).where({ status: f.status, operation: f.operation })),
     );
   }
   // The latest lookup of an item: the record page's history, not the worker's (few rows).

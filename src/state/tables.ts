@@ -18,6 +18,8 @@ export interface StateTables {
   readonly typeIds: string;
   /** The latest Feishu lookup of each item searched for (by idempotent_id or approval_id). */
   readonly lookups: string;
+  /** Operations per kind and status, kept as the sync table is written (appended changes, folded). */
+  readonly statusCounts: string;
   /** The sync table with readable UTC timestamps (`created_at_utc`, …). */
   readonly syncRecordsView: string;
   /** knex's own bookkeeping tables, prefixed too so two installations can share a database. */
@@ -39,6 +41,7 @@ export function stateTables(prefix: string): StateTables {
     userResolution: `${prefix}user_resolution`,
     typeIds: `${prefix}type_ids`,
     lookups: `${prefix}lookups`,
+    statusCounts: `${prefix}status_counts`,
     syncRecordsView: `${prefix}sync_records_view`,
     migrations: `${prefix}migrations`,
     migrationsLock: `${prefix}migrations_lock`,

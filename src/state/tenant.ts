@@ -131,6 +131,7 @@ export async function rebindTenant(db: Knex, t: StateTables, current: TenantIden
     const forgotten = { operations: 0, records: 0, watermarks: 0 };
     if (!o.keepState) {
       forgotten.operations = Number(await trx(t.syncRecords).delete());
+      if (await trx.schema.hasTable(t.statusCounts)) await trx(t.statusCounts).delete();
       forgotten.records = Number(await trx(t.records).delete());
       forgotten.watermarks = Number(await trx(t.watermarks).delete());
       // The calls counted against the monthly quota were the old tenant's.

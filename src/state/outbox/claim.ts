@@ -4,6 +4,7 @@ import { AppError } from '../../errors.js';
 import { dialectFor } from '../../db/dialect.js';
 import type { StateTables } from '../tables.js';
 import { chunks } from '../records.js';
+import { countMoves, updateOperations } from './counts.js';
 import { fromRow, IN_FLIGHT, OP_STATUS, OPERATION_TYPES, STOPPED, type OpStatus, type OutboxOperation, type Row } from './operation.js';
 
 /* Leases: claiming due operations, renewing, handing them back. */
@@ -38,7 +39,7 @@ export async function claimDue(
       // each an index range (status, id) that stops at the limit. One OR'ed query made the
       // planner read and sort every due row on each claim: seconds with a million queued.
       const scan = (status: OpStatus, due: (q: Knex.QueryBuilder) => Knex.QueryBuilder, limit: number) => {
-        let q = due(trx(`${t.syncRecords} as s`).select('s.id').where('s.status', status))
+        let q = due(trx(`${t.syncRecords} as s`).select('s.id', 's.kind', 's.status').where('s.status', status))
           .whereNotExists((sub) =>
             sub
               .select(trx.raw('1'))
@@ -56,7 +57,7 @@ export async function claimDue(
           .limit(limit);
         if (opts.kinds && opts.kinds.length > 0) q = q.whereIn('s.kind', opts.kinds as string[]);
         if (dialect.skipLocked) q = q.forUpdate().skipLocked();
-        return q as Promise<Array<{ id: number | string }>>;
+        return q as Promise<Array<{ id: number | string; kind: string; status: string }>>;
       };
       // A plain read first: a locking scan of the 'sending' range would take gap locks that
       // other claimers' status updates run into (MySQL), and expired leases are rare.
@@ -74,6 +75,11 @@ export async function claimDue(
       await trx(t.syncRecords)
         .whereIn('id', ids)
         .update({ status: OP_STATUS.SENDING, lease_owner: opts.owner, lease_until: now + opts.leaseMs, updated_at: now });
+      await countMoves(
+        trx,
+        t,
+        found.map((r) => ({ kind: r.kind, from: r.status, to: OP_STATUS.SENDING })),
+      );
       const rows = (await trx(t.syncRecords).whereIn('id', ids).orderBy('id')) as Row[];
       return rows.map(fromRow);
     }, dialect.claimIsolation ? { isolationLevel: dialect.claimIsolation } : undefined);
@@ -112,9 +118,15 @@ export async function renewLeases(db: Knex, t: StateTables, owner: string, ids: 
 export async function releaseLeases(db: Knex, t: StateTables, owner: string, o: { ids?: readonly number[]; now?: number } = {}): Promise<number> {
   const now = o.now ?? Date.now();
   if (o.ids && o.ids.length === 0) return 0;
-  let q = db(t.syncRecords).where({ status: OP_STATUS.SENDING, lease_owner: owner });
-  if (o.ids) q = q.whereIn('id', o.ids as number[]);
-  return q.update({ status: OP_STATUS.PENDING, lease_owner: null, lease_until: null, next_attempt_at: now, updated_at: now });
+  return updateOperations(
+    db,
+    t,
+    (q) => {
+      q.where({ status: OP_STATUS.SENDING, lease_owner: owner });
+      return o.ids ? q.whereIn('id', o.ids as number[]) : q;
+    },
+    { status: OP_STATUS.PENDING, lease_owner: null, lease_until: null, next_attempt_at: now, updated_at: now },
+  );
 }
 
 /**
@@ -124,7 +136,12 @@ export async function releaseLeases(db: Knex, t: StateTables, owner: string, o: 
  * create that is then replaced must be revoked, not quietly superseded.
  */
 export async function reclaimOrphanedLeases(db: Knex, t: StateTables, now = Date.now()): Promise<number> {
-  return db(t.syncRecords)
-    .where({ status: OP_STATUS.SENDING })
-    .update({ status: OP_STATUS.PENDING, attempts: db.raw('attempts + 1'), lease_owner: null, lease_until: null, next_attempt_at: now, updated_at: now });
+  return updateOperations(db, t, (q) => q.where({ status: OP_STATUS.SENDING }), {
+    status: OP_STATUS.PENDING,
+    attempts: db.raw('attempts + 1'),
+    lease_owner: null,
+    lease_until: null,
+    next_attempt_at: now,
+    updated_at: now,
+  });
 }

@@ -1,11 +1,13 @@
 import type { Knex } from 'knex';
 import type { StateTables } from '../tables.js';
-import { OP_STATUS } from './operation.js';
+import { updateOperations } from './counts.js';
+import { OP_STATUS, type OpStatus } from './operation.js';
 
 /* What a sender records about an operation it holds the lease on. */
 
-function leased(db: Knex, t: StateTables, id: number, owner: string): Knex.QueryBuilder {
-  return db(t.syncRecords).where({ id, status: OP_STATUS.SENDING, lease_owner: owner });
+/** Update the operation `owner` holds the lease on (the counts follow). */
+async function updateLeased(db: Knex, t: StateTables, id: number, owner: string, patch: Record<string, unknown> & { status: OpStatus }): Promise<number> {
+  return updateOperations(db, t, (q) => q.where({ id, status: OP_STATUS.SENDING, lease_owner: owner }), patch);
 }
 
 /** Record success; applies only while `owner` still holds the lease. Returns whether it applied. */
@@ -30,13 +32,17 @@ export async function markSentMany(
     withId.length === 0
       ? null
       : db.raw(`CASE id ${withId.map(() => 'WHEN ? THEN ?').join(' ')} ELSE approval_id END`, withId.flatMap((i) => [i.id, i.approvalId!]));
-  return db(t.syncRecords)
-    .whereIn(
-      'id',
-      items.map((i) => i.id),
-    )
-    .andWhere({ status: OP_STATUS.SENDING, lease_owner: o.owner })
-    .update({
+  return updateOperations(
+    db,
+    t,
+    (q) =>
+      q
+        .whereIn(
+          'id',
+          items.map((i) => i.id),
+        )
+        .andWhere({ status: OP_STATUS.SENDING, lease_owner: o.owner }),
+    {
       status: OP_STATUS.SENT,
       ...(approvalId ? { approval_id: approvalId } : {}),
       feishu_code: 0,
@@ -47,7 +53,8 @@ export async function markSentMany(
       lease_until: null,
       sent_at: now,
       updated_at: now,
-    });
+    },
+  );
 }
 
 /** Back to pending, due again at `nextAttemptAt`. */
@@ -57,7 +64,7 @@ export async function markRetry(
   id: number,
   o: { owner: string; nextAttemptAt: number; code: number | null; msg: string | null; errorCode: string | null; countAttempt: boolean; now?: number },
 ): Promise<boolean> {
-  const n = await leased(db, t, id, o.owner).update(backToPending(db, o));
+  const n = await updateLeased(db, t, id, o.owner, backToPending(db, o));
   return n > 0;
 }
 
@@ -65,7 +72,7 @@ export async function markRetry(
 function backToPending(
   db: Knex,
   o: { nextAttemptAt: number; code: number | null; msg: string | null; errorCode: string | null; countAttempt: boolean; now?: number },
-): Record<string, unknown> {
+): Record<string, unknown> & { status: OpStatus } {
   return {
     status: OP_STATUS.PENDING,
     next_attempt_at: o.nextAttemptAt,
@@ -92,7 +99,7 @@ export async function regenerateCreate(
 ): Promise<boolean> {
   const now = o.now ?? Date.now();
   try {
-    const n = await leased(db, t, id, o.owner).update({
+    const n = await updateLeased(db, t, id, o.owner, {
       ...backToPending(db, { ...o, nextAttemptAt: now, countAttempt: true, now }),
       generation: o.generation,
       idempotency_key: o.idempotencyKey,
@@ -111,7 +118,7 @@ export async function markFailed(
   id: number,
   o: { owner: string; status: 'failed' | 'dead'; code: number | null; msg: string | null; errorCode: string | null; now?: number },
 ): Promise<boolean> {
-  const n = await leased(db, t, id, o.owner).update({
+  const n = await updateLeased(db, t, id, o.owner, {
     status: o.status,
     feishu_code: o.code,
     feishu_msg: o.msg,
@@ -126,5 +133,5 @@ export async function markFailed(
 
 /** The create a revoke undid is now revoked in Feishu. */
 export async function markRevoked(db: Knex, t: StateTables, createId: number, now = Date.now()): Promise<void> {
-  await db(t.syncRecords).where({ id: createId }).update({ status: OP_STATUS.REVOKED, updated_at: now });
+  await updateOperations(db, t, (q) => q.where({ id: createId }), { status: OP_STATUS.REVOKED, updated_at: now });
 }

@@ -2,7 +2,11 @@ import type { Knex } from 'knex';
 import type { Kind } from '../../kinds.js';
 import type { StateTables } from '../tables.js';
 import { chunks } from '../records.js';
+import { insertOperationRows, updateOperations } from './counts.js';
 import { fromRow, OP_STATUS, OPERATION_TYPES, type NewOperation, type OutboxOperation, type Row } from './operation.js';
+
+/** An operation's unique key: one create or revoke per version and generation of a record. */
+export const OPERATION_KEY = ['kind', 'source_key', 'version', 'operation', 'generation'] as const;
 
 /* What planning writes and reads: new operations, superseded creates, a key's history. */
 
@@ -12,39 +16,36 @@ import { fromRow, OP_STATUS, OPERATION_TYPES, type NewOperation, type OutboxOper
  */
 export async function insertOperations(trx: Knex, t: StateTables, ops: readonly NewOperation[], now = Date.now()): Promise<void> {
   for (const part of chunks(ops, 200)) {
-    await trx(t.syncRecords)
-      .insert(
-        part.map((o) => ({
-          kind: o.kind,
-          source_key: o.sourceKey,
-          version: o.version,
-          generation: o.generation,
-          operation: o.operation,
-          idempotency_key: o.idempotencyKey ?? null,
-          status: o.status ?? OP_STATUS.PENDING,
-          attempts: 0,
-          next_attempt_at: now,
-          revokes_id: o.revokesId ?? null,
-          reasons: o.reasons ? JSON.stringify(o.reasons) : null,
-          payload: o.payload === undefined ? null : JSON.stringify(o.payload),
-          user_id: o.userId ?? null,
-          effective_date: o.effectiveDate ?? null,
-          created_at: now,
-          updated_at: now,
-        })),
-      )
-      .onConflict(['kind', 'source_key', 'version', 'operation', 'generation'])
-      .ignore();
+    await insertOperationRows(
+      trx,
+      t,
+      part.map((o) => ({
+        kind: o.kind,
+        source_key: o.sourceKey,
+        version: o.version,
+        generation: o.generation,
+        operation: o.operation,
+        idempotency_key: o.idempotencyKey ?? null,
+        status: o.status ?? OP_STATUS.PENDING,
+        attempts: 0,
+        next_attempt_at: now,
+        revokes_id: o.revokesId ?? null,
+        reasons: o.reasons ? JSON.stringify(o.reasons) : null,
+        payload: o.payload === undefined ? null : JSON.stringify(o.payload),
+        user_id: o.userId ?? null,
+        effective_date: o.effectiveDate ?? null,
+        created_at: now,
+        updated_at: now,
+      })),
+      OPERATION_KEY,
+    );
   }
 }
 
 /** Creates replaced by a newer version that Feishu cannot hold (`mayExistInFeishu` is false): pending or failed. */
 export async function markSuperseded(trx: Knex, t: StateTables, ids: readonly number[], now = Date.now()): Promise<void> {
   for (const part of chunks(ids)) {
-    await trx(t.syncRecords)
-      .whereIn('id', part)
-      .whereIn('status', [OP_STATUS.PENDING, OP_STATUS.FAILED])
-      .update({ status: OP_STATUS.SUPERSEDED, updated_at: now });
+    await updateOperations(trx, t, (q) => q.whereIn('id', part).whereIn('status', [OP_STATUS.PENDING, OP_STATUS.FAILED]), { status: OP_STATUS.SUPERSEDED, updated_at: now });
   }
 }
 

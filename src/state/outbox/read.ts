@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { keptCounts } from './counts.js';
 import type { Kind } from '../../kinds.js';
 import type { StateTables } from '../tables.js';
 import { chunks } from '../records.js';
@@ -36,13 +37,9 @@ export async function heldCreates(db: Knex, t: StateTables, limit = 20): Promise
   return { total: Number(counted?.n ?? 0), items };
 }
 
+/** Operations per kind and status: the kept counts (outbox/counts.ts), a few rows to read. */
 export async function statusCounts(db: Knex, t: StateTables): Promise<Array<{ kind: Kind; status: OpStatus; count: number }>> {
-  const rows = (await db(t.syncRecords).select('kind', 'status').count({ n: '*' }).groupBy('kind', 'status').orderBy(['kind', 'status'])) as Array<{
-    kind: Kind;
-    status: OpStatus;
-    n: number | string;
-  }>;
-  return rows.map((r) => ({ kind: r.kind, status: r.status, count: Number(r.n) }));
+  return keptCounts(db, t);
 }
 
 /** The statuses of a source key's operations, oldest first (of one kind, or of every kind). */

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { Kind } from '../../kinds.js';
 import type { StateTables } from '../tables.js';
 import { chunks, getRecords } from '../records.js';
+import { updateOperations } from './counts.js';
 import { fromRow, mayExistInFeishu, OP_STATUS, OPERATION_TYPES, revokeOf, type NewOperation, type OutboxOperation, type Row } from './operation.js';
 import { createsByKeys, insertOperations, markSuperseded, revokedCreateIds } from './plan.js';
 
@@ -78,10 +79,12 @@ export async function retryWithOutcome(
         [requeueInDoubt, 1],
       ] as const) {
         for (const part of chunks(ids)) {
-          outcome.requeued += await trx(t.syncRecords)
-            .whereIn('id', part)
-            .where({ status: o.status })
-            .update({ status: OP_STATUS.PENDING, attempts, next_attempt_at: now, updated_at: now });
+          outcome.requeued += await updateOperations(trx, t, (q) => q.whereIn('id', part).where({ status: o.status }), {
+            status: OP_STATUS.PENDING,
+            attempts,
+            next_attempt_at: now,
+            updated_at: now,
+          });
         }
       }
       await markSuperseded(trx, t, supersede, now);
@@ -125,7 +128,7 @@ export async function requeueSentCreates(db: Knex, t: StateTables, o: { kind: Ki
   // The approval_id and sent_at stay: should the record change before the create is sent
   // again, the planner revokes it (mayExistInFeishu) instead of superseding it.
   for (const part of chunks(ids)) {
-    n += await db(t.syncRecords).whereIn('id', part).where({ status: OP_STATUS.SENT }).update({ status: OP_STATUS.PENDING, attempts: 0, next_attempt_at: now, updated_at: now });
+    n += await updateOperations(db, t, (q) => q.whereIn('id', part).where({ status: OP_STATUS.SENT }), { status: OP_STATUS.PENDING, attempts: 0, next_attempt_at: now, updated_at: now });
   }
   return n;
 }
