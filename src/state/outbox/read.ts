@@ -63,31 +63,40 @@ export async function oldestPending(db: Knex, t: StateTables): Promise<OutboxOpe
   return row ? fromRow(row) : null;
 }
 
-/** The most recent operations that carry an error (failed, dead, or pending a retry). */
+/**
+ * The most recent operations that carry an error (failed, dead, invalid, or pending a retry).
+ * One query per status and operation, each a backward range of the (status, operation,
+ * updated_at) index that stops at `limit`, merged here: a single OR'ed query read and sorted
+ * every such row, 150 ms on a million operations.
+ */
 export async function latestErrors(db: Knex, t: StateTables, limit = 10): Promise<OutboxOperation[]> {
-  const rows = (await db(`${t.syncRecords} as s`)
-    .select('s.*')
-    .where((w) => w.whereIn('s.status', [OP_STATUS.FAILED, OP_STATUS.DEAD, OP_STATUS.INVALID]).orWhere((p) => p.where('s.status', OP_STATUS.PENDING).whereNotNull('s.error_code')))
+  const newest = async (status: OpStatus, operation: string): Promise<Row[]> => {
+    let q = db(`${t.syncRecords} as s`).select('s.*').where({ 's.status': status, 's.operation': operation });
+    if (status === OP_STATUS.PENDING) q = q.whereNotNull('s.error_code');
     // A create that failed for a version since replaced by a sent one is history, not a problem.
-    .whereNot((w) =>
-      w
-        .where('s.operation', OPERATION_TYPES.CREATE)
-        .whereIn('s.status', [OP_STATUS.FAILED, OP_STATUS.DEAD])
-        .whereExists((q) =>
-          q
-            .select(db.raw('1'))
-            .from(`${t.syncRecords} as n`)
-            .whereRaw('n.kind = s.kind')
-            .andWhereRaw('n.source_key = s.source_key')
-            .andWhereRaw('n.id > s.id')
-            .where('n.operation', OPERATION_TYPES.CREATE)
-            .whereIn('n.status', [OP_STATUS.SENT, OP_STATUS.REVOKED]),
-        ),
-    )
-    .orderBy('s.updated_at', 'desc')
-    .orderBy('s.id', 'desc')
-    .limit(limit)) as Row[];
-  return rows.map(fromRow);
+    if (operation === OPERATION_TYPES.CREATE && (STOPPED as string[]).includes(status)) {
+      q = q.whereNotExists((sub) =>
+        sub
+          .select(db.raw('1'))
+          .from(`${t.syncRecords} as n`)
+          .whereRaw('n.kind = s.kind')
+          .andWhereRaw('n.source_key = s.source_key')
+          .andWhereRaw('n.id > s.id')
+          .where('n.operation', OPERATION_TYPES.CREATE)
+          .whereIn('n.status', [OP_STATUS.SENT, OP_STATUS.REVOKED]),
+      );
+    }
+    return (await q.orderBy('s.updated_at', 'desc').orderBy('s.id', 'desc').limit(limit)) as Row[];
+  };
+  const lists: Row[][] = [];
+  for (const status of [OP_STATUS.FAILED, OP_STATUS.DEAD, OP_STATUS.INVALID, OP_STATUS.PENDING]) {
+    for (const operation of [OPERATION_TYPES.CREATE, OPERATION_TYPES.REVOKE]) lists.push(await newest(status, operation));
+  }
+  return lists
+    .flat()
+    .map(fromRow)
+    .sort((a, b) => b.updatedAt - a.updatedAt || b.id - a.id)
+    .slice(0, limit);
 }
 
 export async function outboxDepth(db: Knex, t: StateTables): Promise<number> {
