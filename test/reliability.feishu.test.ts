@@ -363,9 +363,9 @@ describe('revoke-on-change under concurrency (pg)', () => {
     const laterEdit = ids.slice(100, 530);
     const laterCancel = ids.slice(530, 700);
 
-    // The 100: a second version, whose creates crawl (1 s each) ...
+    // The 100: a second version, whose creates crawl (2 s each) ...
     await touchRows(db.db, 'leave_requests', inFlight, { reason: '第二版' });
-    emu.setOptions({ latencyMs: 1000 });
+    emu.setOptions({ latencyMs: 2000 });
     const createsBefore = emu.stats().calls.create;
     const sending = runCycle(p.deps);
     const v2InFlight = async () =>
@@ -373,6 +373,8 @@ describe('revoke-on-change under concurrency (pg)', () => {
     // (The sender pipelines: the create of the key whose revoke went first as the probe may
     // already be back; the rest are in flight together.)
     expect(await waitFor(async () => emu.stats().calls.create - createsBefore >= 99 && (await v2InFlight()) >= 99, 20_000, 5)).toBe(true);
+    // They stay in flight until the planner below is done, however long it takes.
+    const release = emu.holdAnswers();
 
     // ... and while they are in flight the source changes again: a third version or a cancellation,
     await touchRows(db.db, 'leave_requests', inFlightEdit, { reason: '第三版' });
@@ -382,6 +384,7 @@ describe('revoke-on-change under concurrency (pg)', () => {
     const planned = await runCycle(planner.deps, { send: false });
     const stillInFlight = await v2InFlight();
     emu.setOptions({ latencyMs: 0 });
+    release();
     expect(planned.plan.revoked).toBe(100);
     expect(planned.plan.created).toBe(70);
     expect(planned.plan.superseded).toBe(0);

@@ -34,6 +34,17 @@ export interface Dialect {
   readonly lockConflictCodes: readonly string[];
   /** The session lock the leader lock is held with; null: a lease row in the lock table instead. */
   readonly sessionLock: SessionLockSql | null;
+  /**
+   * `INSERT … RETURNING` (PostgreSQL, SQLite 3.35+). False: the driver reports only how many
+   * rows a statement inserted (MySQL / MariaDB's affectedRows).
+   */
+  readonly insertReturning: boolean;
+  /**
+   * How a transaction keeps a table from changing while it reads it: a table-lock statement
+   * (its one binding: the table), or locking reads (`FOR SHARE`), or neither (SQLite: the
+   * transaction that writes holds the whole database).
+   */
+  readonly holdStill: { readonly lockTable: string | null; readonly lockingRead: boolean };
 }
 
 /** The TLS parameters of a database URL, with the driver's own names and modes. */
@@ -115,6 +126,8 @@ const DIALECTS: Readonly<Record<DialectName, Dialect>> = Object.freeze({
     // deadlock_detected, lock_not_available, serialization_failure
     lockConflictCodes: ['40P01', '55P03', '40001'],
     sessionLock: PG_SESSION_LOCK,
+    insertReturning: true,
+    holdStill: { lockTable: 'LOCK TABLE ?? IN SHARE MODE', lockingRead: false },
   },
   mysql: {
     name: 'mysql',
@@ -135,6 +148,8 @@ const DIALECTS: Readonly<Record<DialectName, Dialect>> = Object.freeze({
     claimIsolation: 'read committed',
     lockConflictCodes: ['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT'],
     sessionLock: MYSQL_SESSION_LOCK,
+    insertReturning: false,
+    holdStill: { lockTable: null, lockingRead: true },
   },
   sqlite: {
     name: 'sqlite',
@@ -147,6 +162,8 @@ const DIALECTS: Readonly<Record<DialectName, Dialect>> = Object.freeze({
     claimIsolation: undefined,
     lockConflictCodes: ['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT'],
     sessionLock: null,
+    insertReturning: true,
+    holdStill: { lockTable: null, lockingRead: false },
   },
 });
 

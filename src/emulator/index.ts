@@ -23,6 +23,11 @@ export interface Emulator {
   issuedTokens(): string[];
   reset(): void;
   setOptions(partial: Partial<EmulatorOptions>): void;
+  /**
+   * Hold every attendance answer, once its latency has passed, until the returned function is
+   * called: calls stay in flight for exactly as long as a test needs, whatever the machine's speed.
+   */
+  holdAnswers(): () => void;
   /** Console actions: an admin withdraws, edits or creates an approval; or Feishu loses one. */
   admin: {
     revoke(approvalId: string): boolean;
@@ -55,6 +60,7 @@ export async function startEmulator(options: Partial<EmulatorOptions> = {}): Pro
     issuedTokens: () => emu.issuedTokens(),
     reset: () => emu.reset(),
     setOptions: (p) => emu.setOptions(p),
+    holdAnswers: () => emu.holdAnswers(),
     admin: {
       revoke: (id) => emu.admin.revoke(id),
       edit: (id, fields) => emu.admin.edit(id, fields),

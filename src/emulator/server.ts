@@ -188,6 +188,22 @@ export class EmulatorServer {
   /** Attendance calls being answered right now (latency, slow faults): tests wait for 0 instead of sleeping. */
   inFlight = 0;
 
+  private held: { promise: Promise<void>; release: () => void } | null = null;
+
+  /** Hold attendance answers (after their latency) until the returned function is called. */
+  holdAnswers(): () => void {
+    if (!this.held) {
+      let release = (): void => undefined;
+      const promise = new Promise<void>((resolve) => (release = resolve));
+      this.held = { promise, release };
+    }
+    const held = this.held;
+    return () => {
+      if (this.held === held) this.held = null;
+      held.release();
+    };
+  }
+
   private async attendance(endpoint: Endpoint, url: URL, body: unknown): Promise<Answer> {
     this.inFlight++;
     try {
@@ -201,6 +217,7 @@ export class EmulatorServer {
     const limited = this.rateLimit(endpoint);
     if (limited) return limited;
     if (this.opts.latencyMs > 0) await new Promise((r) => setTimeout(r, this.opts.latencyMs));
+    if (this.held) await this.held.promise;
     // "API 接入" not done in the attendance console: every user looks unknown (feishu-api.md §6.1).
     if (!this.opts.appInUse) return fail(400, 99991662, 'app not in use');
     if (!this.opts.apiAccess) return fail(400, 1220004, 'user_id is not exist or does not have permission');

@@ -115,7 +115,7 @@ export async function insertOperationRows(
   return inTransaction(db, async (trx) => {
     const d: Delta = new Map();
     let n = 0;
-    if (dialectFor(trx).name === 'mysql') {
+    if (!dialectFor(trx).insertReturning) {
       const groups = new Map<string, Array<Record<string, unknown> & { kind: string; status: string }>>();
       for (const r of rows) {
         const key = `${r.kind}\u0000${r.status}`;
@@ -177,10 +177,10 @@ export async function foldCounts(db: Knex, t: StateTables, o: { maxRows?: number
  */
 export async function recountOperations(db: Knex, t: StateTables): Promise<void> {
   await inTransaction(db, async (trx) => {
-    const dialect = dialectFor(trx).name;
-    if (dialect === 'pg') await trx.raw('LOCK TABLE ?? IN SHARE MODE', [t.syncRecords]);
+    const { lockTable, lockingRead } = dialectFor(trx).holdStill;
+    if (lockTable) await trx.raw(lockTable, [t.syncRecords]);
     let counted = trx(t.syncRecords).select('kind', 'status').count({ n: '*' }).groupBy('kind', 'status');
-    if (dialect === 'mysql') counted = counted.forShare();
+    if (lockingRead) counted = counted.forShare();
     const rows = (await counted) as Array<{ kind: string; status: string; n: number | string }>;
     await trx(t.statusCounts).delete();
     const d: Delta = new Map();
