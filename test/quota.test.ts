@@ -239,4 +239,17 @@ describe.each(dialectsUnderTest())('the quota count on %s', (dialect) => {
     await meter.flush();
     expect(lines.filter((l) => /monthly API quota: \d+ % used/.test(l))).toHaveLength(1);
   });
+  it('counts each call in the month of its instant in feishu.time_zone, across month ends either way', async () => {
+    db = await createTestDatabase(dialect, 'quota_month_end');
+    await migrateLatest(db.db, 'attendance_sync_');
+    // Asia/Shanghai is UTC+8: 2026-11-30T16:00Z is midnight of 1 December there.
+    const instants = ['2026-11-30T15:59:59.999Z', '2026-11-30T16:00:00.000Z', '2026-11-15T00:00:00Z', '2026-12-31T15:59:59.999Z', '2026-12-31T16:00:00Z', '2026-12-01T00:00:00Z'];
+    let i = 0;
+    const meter = new QuotaMeter({ db: db.db, t, zone: 'Asia/Shanghai', limit: null, logger: createLogger({ level: 'error' }), now: () => Date.parse(instants[i]!) });
+    for (; i < instants.length; i++) meter.record();
+    await meter.flush();
+    expect(await readQuotaUsed(db.db, t, '2026-11')).toBe(2);
+    expect(await readQuotaUsed(db.db, t, '2026-12')).toBe(3);
+    expect(await readQuotaUsed(db.db, t, '2027-01')).toBe(1);
+  });
 });

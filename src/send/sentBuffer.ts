@@ -3,7 +3,7 @@ import type { StateTables } from '../state/tables.js';
 import { markSentMany } from '../state/outbox.js';
 
 const SENT_BATCH = 64;
-const SENT_FLUSH_MS = 250;
+const SENT_FLUSH_MS = 1_000;
 
 /** Successes waiting to be written: one UPDATE per batch instead of one per call. */
 export class SentBuffer {

@@ -35,8 +35,34 @@ export function quotaMonth(now: number, zone: string): string {
   return DateTime.fromMillis(now, { zone }).toFormat('yyyy-MM');
 }
 
+/**
+ * The calendar month of instants in one zone, with the month's bounds kept: the sender asks
+ * once per call, and only the first call of a month does zone arithmetic.
+ */
+class MonthOf {
+  private from = Infinity;
+  private to = -Infinity;
+  private month = '';
+
+  constructor(private readonly zone: string) {}
+
+  at(now: number): string {
+    if (now < this.from || now >= this.to) {
+      const start = DateTime.fromMillis(now, { zone: this.zone }).startOf('month');
+      this.from = start.toMillis();
+      this.to = start.plus({ months: 1 }).toMillis();
+      this.month = start.toFormat('yyyy-MM');
+    }
+    return this.month;
+  }
+}
+
 export async function readQuotaUsed(db: Knex, t: StateTables, month: string): Promise<number> {
   if (!(await db.schema.hasTable(t.quota))) return 0;
+  return monthCalls(db, t, month);
+}
+
+async function monthCalls(db: Knex, t: StateTables, month: string): Promise<number> {
   const row = (await db(t.quota).where({ month }).first('calls')) as { calls?: number | string } | undefined;
   return Number(row?.calls ?? 0);
 }
@@ -58,7 +84,7 @@ export async function addQuotaCalls(db: Knex, t: StateTables, month: string, cal
       if ((await bump()) === 0) throw err;
     }
   }
-  return readQuotaUsed(db, t, month);
+  return monthCalls(db, t, month);
 }
 
 export interface QuotaMeterOptions {
@@ -80,12 +106,15 @@ export class QuotaMeter {
   private writing: Promise<void> = Promise.resolve();
   private warned = new Set<string>();
   private last: QuotaFigures | null = null;
+  private readonly monthOf: MonthOf;
 
-  constructor(private readonly o: QuotaMeterOptions) {}
+  constructor(private readonly o: QuotaMeterOptions) {
+    this.monthOf = new MonthOf(o.zone);
+  }
 
   /** One successful call (synchronous: the caller never waits for the database). */
   record(): void {
-    const month = quotaMonth((this.o.now ?? Date.now)(), this.o.zone);
+    const month = this.monthOf.at((this.o.now ?? Date.now)());
     this.pending.set(month, (this.pending.get(month) ?? 0) + 1);
     this.pendingCalls++;
     if (this.pendingCalls >= QUOTA_FLUSH_CALLS) void this.flush();

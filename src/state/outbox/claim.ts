@@ -122,10 +122,11 @@ export async function releaseLeases(db: Knex, t: StateTables, owner: string, o: 
     db,
     t,
     (q) => {
-      q.where({ status: OP_STATUS.SENDING, lease_owner: owner });
+      q.where({ lease_owner: owner });
       return o.ids ? q.whereIn('id', o.ids as number[]) : q;
     },
     { status: OP_STATUS.PENDING, lease_owner: null, lease_until: null, next_attempt_at: now, updated_at: now },
+    { from: OP_STATUS.SENDING },
   );
 }
 

@@ -52,16 +52,33 @@ function inTransaction<T>(db: Knex, fn: (trx: Knex.Transaction) => Promise<T>): 
 /**
  * Update the operations `pick` selects with `patch`, and the counts with them. The rows are
  * locked first (FOR UPDATE where the database has it), so what changes is exactly what was
- * counted. Returns how many rows changed.
+ * counted. With `from`, only operations in that status are picked: where the database
+ * returns updated rows, the one UPDATE then says what moved (the sender's path, once per
+ * batch of calls). Returns how many rows changed.
  */
 export async function updateOperations(
   db: Knex,
   t: StateTables,
   pick: (q: Knex.QueryBuilder) => Knex.QueryBuilder,
   patch: Record<string, unknown> & { status?: OpStatus },
+  o: { from?: OpStatus } = {},
 ): Promise<number> {
+  const from = o.from;
+  const picked = from === undefined ? pick : (q: Knex.QueryBuilder) => pick(q).andWhere('status', from);
   return inTransaction(db, async (trx) => {
-    let q = pick(trx(t.syncRecords)).select('id', 'kind', 'status');
+    if (from !== undefined && dialectFor(trx).insertReturning) {
+      const moved = (await picked(trx(t.syncRecords)).update(patch).returning(['kind'])) as Array<{ kind: string }>;
+      if (patch.status !== undefined && patch.status !== from) {
+        const d: Delta = new Map();
+        for (const r of moved) {
+          add(d, r.kind, from, -1);
+          add(d, r.kind, patch.status, 1);
+        }
+        await append(trx, t, d);
+      }
+      return moved.length;
+    }
+    let q = picked(trx(t.syncRecords)).select('id', 'kind', 'status');
     if (dialectFor(trx).skipLocked) q = q.forUpdate();
     const rows = (await q) as Array<{ id: number | string; kind: string; status: string }>;
     if (rows.length === 0) return 0;

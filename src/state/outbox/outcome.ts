@@ -7,7 +7,7 @@ import { OP_STATUS, type OpStatus } from './operation.js';
 
 /** Update the operation `owner` holds the lease on (the counts follow). */
 async function updateLeased(db: Knex, t: StateTables, id: number, owner: string, patch: Record<string, unknown> & { status: OpStatus }): Promise<number> {
-  return updateOperations(db, t, (q) => q.where({ id, status: OP_STATUS.SENDING, lease_owner: owner }), patch);
+  return updateOperations(db, t, (q) => q.where({ id, lease_owner: owner }), patch, { from: OP_STATUS.SENDING });
 }
 
 /** Record success; applies only while `owner` still holds the lease. Returns whether it applied. */
@@ -41,7 +41,7 @@ export async function markSentMany(
           'id',
           items.map((i) => i.id),
         )
-        .andWhere({ status: OP_STATUS.SENDING, lease_owner: o.owner }),
+        .andWhere({ lease_owner: o.owner }),
     {
       status: OP_STATUS.SENT,
       ...(approvalId ? { approval_id: approvalId } : {}),
@@ -54,6 +54,7 @@ export async function markSentMany(
       sent_at: now,
       updated_at: now,
     },
+    { from: OP_STATUS.SENDING },
   );
 }
 
