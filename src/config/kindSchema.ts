@@ -27,17 +27,17 @@ const scalar = z.union([z.string(), z.number(), z.boolean()]);
  * Where a field's value comes from. Shorthand: a column name. Long form:
  * `{ column, map, default }` or `{ value }` for a constant.
  */
-export const fieldSpecSchema = z.union([
-  columnName.describe('column name'),
-  z
-    .strictObject({
-      column: columnName.optional().describe('source column to read'),
-      value: scalar.optional().describe('constant value used for every row'),
-      map: z.record(z.string(), scalar).optional().describe('value map: source value (as text) → value sent'),
-      default: scalar.optional().describe('used when the column is NULL or empty'),
-    })
-    .refine((f) => f.column !== undefined || f.value !== undefined, { message: 'needs `column` or `value`' }),
-]);
+/** The object form of a field: a column or a constant, with a value map and a default. */
+const fieldObject = {
+  column: columnName.optional().describe('source column to read'),
+  value: scalar.optional().describe('constant value used for every row'),
+  map: z.record(z.string(), scalar).optional().describe('value map: source value (as text) → value sent'),
+  default: scalar.optional().describe('used when the column is NULL or empty'),
+};
+const needsColumnOrValue = (f: { column?: unknown; value?: unknown }) => f.column !== undefined || f.value !== undefined;
+const needsColumnOrValueMessage = { message: 'needs `column` or `value`' };
+
+export const fieldSpecSchema = z.union([columnName.describe('column name'), z.strictObject(fieldObject).refine(needsColumnOrValue, needsColumnOrValueMessage)]);
 export type FieldSpec = z.infer<typeof fieldSpecSchema>;
 
 const durationUnit = z.enum(['seconds', 'minutes', 'hours', 'days', 'half_days']);
@@ -50,7 +50,7 @@ export const durationSpecSchema = z
     unit: durationUnit.default('hours').describe('unit of the column: seconds, minutes, hours, days, half_days'),
     hours_per_day: z.number().positive().max(24).default(8).describe('working hours in a day, for days and half_days'),
   })
-  .refine((f) => f.column !== undefined || f.value !== undefined, { message: 'needs `column` or `value`' });
+  .refine(needsColumnOrValue, needsColumnOrValueMessage);
 export type DurationSpec = z.infer<typeof durationSpecSchema>;
 
 const locale = z.enum(['ch', 'en', 'ja']);
@@ -139,16 +139,13 @@ export const userIdSpecSchema = z.union([
   columnName.describe('column name'),
   z
     .strictObject({
-      column: columnName.optional().describe('source column to read'),
-      value: scalar.optional().describe('constant value used for every row'),
-      map: z.record(z.string(), scalar).optional().describe('value map: source value (as text) → value sent'),
-      default: scalar.optional().describe('used when the column is NULL or empty'),
+      ...fieldObject,
       resolve: z
         .enum(['email', 'mobile'])
         .optional()
         .describe('the column holds an e-mail or a mobile number: resolved to the Feishu user id (contact/v3/users/batch_get_id, cached for feishu.resolve_ttl_hours)'),
     })
-    .refine((f) => f.column !== undefined || f.value !== undefined, { message: 'needs `column` or `value`' }),
+    .refine(needsColumnOrValue, needsColumnOrValueMessage),
 ]);
 export type UserIdSpec = z.infer<typeof userIdSpecSchema>;
 
