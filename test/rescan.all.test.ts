@@ -2,9 +2,8 @@ import { DateTime } from 'luxon';
 import { createTestDatabase, dialectsUnderTest, type TestDatabase } from './helpers/databases.js';
 import { activeInLedger, diffLedger, expectedFromSource, prepareSample, sampleConfig, testPipeline } from './helpers/pipeline.js';
 import { startEmulator, type Emulator } from '../src/emulator/index.js';
-import { rescanWindow } from '../src/pipeline/rescan.js';
 import { runCycle } from '../src/pipeline/cycle.js';
-import { ALL_DATES_FROM } from '../src/pipeline/rescanWindow.js';
+import { ALL_DATES_FROM, rescanWindow } from '../src/pipeline/rescanWindow.js';
 
 /*
  * `sync.rescan_window_days: all` rescans every effective date: for small tables whose old

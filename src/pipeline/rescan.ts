@@ -1,5 +1,3 @@
-import { DateTime } from 'luxon';
-import type { ResolvedConfig } from '../config/load.js';
 import type { AnyKindConfig } from '../config/schema.js';
 import type { Kind } from '../kinds.js';
 import type { MappedRow } from '../mapping/map.js';
@@ -8,7 +6,6 @@ import { countByEffectiveDate, existingKeys, readByEffectiveDate } from '../sour
 import { heldKeysPage } from '../state/records.js';
 import { mapRows, planDeps, type PipelineDeps } from './deps.js';
 import { prepareKind, prepareRows } from '../resolve/pipeline.js';
-import { rescanWindowOf } from './rescanWindow.js';
 import { yieldToEventLoop } from './yield.js';
 
 /** A window of effective dates, yyyy-MM-dd, both ends included. */
@@ -19,11 +16,6 @@ export interface DateWindow {
 
 /** Held keys compared with the source per page. */
 const HELD_PAGE = 1000;
-
-/** The window a cycle's rescan reads: sync.rescan_window_days back from today, a year ahead. */
-export function rescanWindow(config: ResolvedConfig, now = DateTime.now()): DateWindow {
-  return rescanWindowOf(config, now);
-}
 
 /** How many source rows of a kind have an effective date in the window (what a rescan or backfill reads). */
 export function rowsInWindow(deps: PipelineDeps, cfg: AnyKindConfig, window: DateWindow): Promise<number> {

@@ -17,7 +17,7 @@ export function rescanEnabled(config: Pick<ResolvedConfig, 'sync'>): boolean {
  * The window of effective dates a rescan reads: the last `rescan_window_days` days (in
  * Feishu's zone) up to a year ahead, or every date for `all`.
  */
-export function rescanWindowOf(config: Pick<ResolvedConfig, 'sync' | 'feishu'>, now = DateTime.now()): { from: string; to: string } {
+export function rescanWindow(config: Pick<ResolvedConfig, 'sync' | 'feishu'>, now = DateTime.now()): { from: string; to: string } {
   const today = now.setZone(config.feishu.time_zone);
   const days = config.sync.rescan_window_days;
   return {
