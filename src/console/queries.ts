@@ -4,6 +4,7 @@ import { isKind, type Kind } from '../kinds.js';
 import type { StateTables } from '../state/tables.js';
 import { fromJson, toInt, toMillis } from '../state/values.js';
 import { sanitizeErrorText } from '../log/redact.js';
+import { laterVersionSent } from '../state/outbox.js';
 
 /*
  * The console's reads of the state database. Every list is a keyset page (id below the
@@ -117,21 +118,7 @@ export async function listProblems(db: Knex, t: StateTables, f: ProblemFilter): 
     if (f.code) q = /^\d+$/.test(f.code) ? q.andWhere('s.feishu_code', Number(f.code)) : q.andWhere('s.error_code', f.code);
     if (f.q) q = q.andWhere((w) => w.where('s.user_id', f.q!).orWhere('s.source_key', f.q!));
     return q
-      .whereNot((w) =>
-        w
-          .where('s.operation', 'create')
-          .whereIn('s.status', ['failed', 'dead'])
-          .whereExists((sub) =>
-            sub
-              .select(db.raw('1'))
-              .from(`${t.syncRecords} as n`)
-              .whereRaw('n.kind = s.kind')
-              .andWhereRaw('n.source_key = s.source_key')
-              .andWhereRaw('n.id > s.id')
-              .where('n.operation', 'create')
-              .whereIn('n.status', ['sent', 'revoked']),
-          ),
-      )
+      .whereNot((w) => w.where('s.operation', 'create').whereIn('s.status', ['failed', 'dead']).whereExists(laterVersionSent(db, t)))
       .orderBy('s.id', 'desc')
       .limit(limit + 1) as Promise<Row[]>;
   };

@@ -11,4 +11,4 @@ export { OPERATION_KEY, insertOperations, markSuperseded, findById, createsByKey
 export { claimDue, renewLeases, releaseLeases, reclaimOrphanedLeases } from './outbox/claim.js';
 export { markSent, markSentMany, markRetry, regenerateCreate, markFailed, markRevoked } from './outbox/outcome.js';
 export { retryWithOutcome, retryOperations, requeueSentCreates, type RetryOutcome } from './outbox/requeue.js';
-export { heldCreates, statusCounts, oldestPending, latestErrors, outboxDepth, keyStatuses, refusedCreates, type HeldCreate } from './outbox/read.js';
+export { heldCreates, statusCounts, oldestPending, latestErrors, laterVersionSent, outboxDepth, keyStatuses, refusedCreates, type HeldCreate } from './outbox/read.js';

@@ -64,6 +64,23 @@ export async function oldestPending(db: Knex, t: StateTables): Promise<OutboxOpe
 }
 
 /**
+ * A subquery for `whereExists` over the sync table as `s`: a later create of the same key
+ * was sent (and may since be revoked). A create failed or dead for a version replaced so is
+ * history, not a problem.
+ */
+export function laterVersionSent(db: Knex, t: StateTables): (sub: Knex.QueryBuilder) => Knex.QueryBuilder {
+  return (sub) =>
+    sub
+      .select(db.raw('1'))
+      .from(`${t.syncRecords} as n`)
+      .whereRaw('n.kind = s.kind')
+      .andWhereRaw('n.source_key = s.source_key')
+      .andWhereRaw('n.id > s.id')
+      .where('n.operation', OPERATION_TYPES.CREATE)
+      .whereIn('n.status', [OP_STATUS.SENT, OP_STATUS.REVOKED]);
+}
+
+/**
  * The most recent operations that carry an error (failed, dead, invalid, or pending a retry).
  * One query per status and operation, each a backward range of the (status, operation,
  * updated_at) index that stops at `limit`, merged here: a single OR'ed query read and sorted
@@ -74,18 +91,7 @@ export async function latestErrors(db: Knex, t: StateTables, limit = 10): Promis
     let q = db(`${t.syncRecords} as s`).select('s.*').where({ 's.status': status, 's.operation': operation });
     if (status === OP_STATUS.PENDING) q = q.whereNotNull('s.error_code');
     // A create that failed for a version since replaced by a sent one is history, not a problem.
-    if (operation === OPERATION_TYPES.CREATE && (STOPPED as string[]).includes(status)) {
-      q = q.whereNotExists((sub) =>
-        sub
-          .select(db.raw('1'))
-          .from(`${t.syncRecords} as n`)
-          .whereRaw('n.kind = s.kind')
-          .andWhereRaw('n.source_key = s.source_key')
-          .andWhereRaw('n.id > s.id')
-          .where('n.operation', OPERATION_TYPES.CREATE)
-          .whereIn('n.status', [OP_STATUS.SENT, OP_STATUS.REVOKED]),
-      );
-    }
+    if (operation === OPERATION_TYPES.CREATE && (STOPPED as string[]).includes(status)) q = q.whereNotExists(laterVersionSent(db, t));
     return (await q.orderBy('s.updated_at', 'desc').orderBy('s.id', 'desc').limit(limit)) as Row[];
   };
   const lists: Row[][] = [];
