@@ -67,6 +67,51 @@ describe('RateLimiter', () => {
     expect(busiestWindow(times, 1000)).toBeLessThanOrEqual(25);
   });
 
+  it('with a burst, releases queued calls in groups at the same rate, never N+1 in any one-second window', async () => {
+    const limiter = new RateLimiter({ ratePerSecond: 20, slackMs: 20, burst: 5 });
+    const times: number[] = [];
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: 60 }, () =>
+        limiter.acquire().then(() => {
+          times.push(performance.now());
+        }),
+      ),
+    );
+    expect(busiestWindow(times, 1000)).toBeLessThanOrEqual(20);
+    // Groups: releases less than 5 ms apart came from one wake-up.
+    const sorted = [...times].sort((a, b) => a - b);
+    const groups: number[] = [1];
+    for (let i = 1; i < sorted.length; i++) {
+      if (sorted[i]! - sorted[i - 1]! < 5) groups[groups.length - 1]! += 1;
+      else groups.push(1);
+    }
+    expect(groups.length).toBeLessThanOrEqual(60 / 5 + 3);
+    expect(Math.max(...groups)).toBeLessThanOrEqual(20);
+    // The rate is the same as evenly spaced: 60 calls at 20 per 1.02 s, the first group at once.
+    const elapsed = performance.now() - started;
+    expect(elapsed).toBeGreaterThan(((60 - 20) / 20) * 1000);
+    expect(elapsed).toBeLessThan(((60 - 5) / 20) * 1020 + 2_000);
+  });
+
+  it('with a burst, does not let a stalled event loop push N+1 calls into a window', async () => {
+    const limiter = new RateLimiter({ ratePerSecond: 25, slackMs: 20, burst: 5 });
+    const times: number[] = [];
+    const all = Promise.all(
+      Array.from({ length: 80 }, () =>
+        limiter.acquire().then(() => {
+          times.push(performance.now());
+        }),
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 150));
+    busyWait(300);
+    await new Promise((r) => setTimeout(r, 700));
+    busyWait(200);
+    await all;
+    expect(busiestWindow(times, 1000)).toBeLessThanOrEqual(25);
+  });
+
   it('serves waiters first in, first out, and urgent ones first', async () => {
     const limiter = new RateLimiter({ ratePerSecond: 50 });
     const order: string[] = [];

@@ -34,6 +34,13 @@ import { ambiguous, parseCreatedId, parseProcessStatus, parseQuery, singleItem }
 export * from './clientTypes.js';
 
 /**
+ * Calls the limiter releases together while the sender's workers queue for it: the server
+ * counts calls per second (feishu-api.md §3), so 5 calls every 100 ms are 50 a second as
+ * much as 1 every 20 ms, and one wake-up per group roughly halves the CPU of a call.
+ */
+const FEISHU_BURST = 5;
+
+/**
  * The Feishu Attendance client: create, query and process (revoke) user approvals.
  *
  * Every HTTP attempt takes a slot of the shared limiter, then a token. Retries happen here,
@@ -57,7 +64,7 @@ export class FeishuClient {
   constructor(opts: FeishuClientOptions) {
     registerSecret(opts.appSecret);
     this.http = new FeishuHttp({ baseUrl: opts.baseUrl, timeoutMs: opts.timeoutMs ?? 10_000 });
-    this.limiter = opts.limiter ?? new RateLimiter({ ratePerSecond: opts.rateLimit ?? 50 });
+    this.limiter = opts.limiter ?? new RateLimiter({ ratePerSecond: opts.rateLimit ?? 50, burst: FEISHU_BURST });
     this.policy = new RetryPolicy({
       ...(opts.maxAttempts !== undefined ? { maxAttempts: opts.maxAttempts } : {}),
       ...(opts.backoffBaseMs !== undefined ? { baseMs: opts.backoffBaseMs } : {}),

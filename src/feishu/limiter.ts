@@ -18,6 +18,12 @@ export interface RateLimiterOptions {
   maxSlackMs?: number;
   /** Half-life of the widening, ms: it decays back towards `slackMs` this slowly. Default 60 s. */
   decayHalfLifeMs?: number;
+  /**
+   * Calls released together while callers queue (the spacing rule becomes a bucket of this
+   * capacity): one wake-up of the process sends a group instead of one call, which is most of
+   * a call's CPU at 50/s. The sliding log still caps every window. Default 1 (even spacing).
+   */
+  burst?: number;
   /** Monotonic milliseconds; injectable for tests. */
   now?: () => number;
 }
@@ -90,6 +96,7 @@ export class RateLimiter {
   readonly ratePerSecond: number;
   readonly minSlackMs: number;
   readonly maxSlackMs: number;
+  readonly burst: number;
   private readonly halfLifeMs: number;
   private readonly now: () => number;
   private readonly unlimited: boolean;
@@ -132,6 +139,7 @@ export class RateLimiter {
     this.minSlackMs = Math.max(0, opts.slackMs ?? 20);
     this.maxSlackMs = Math.max(this.minSlackMs, opts.maxSlackMs ?? Math.max(30, this.minSlackMs));
     this.halfLifeMs = Math.max(1, opts.decayHalfLifeMs ?? 60_000);
+    this.burst = Math.max(1, Math.floor(opts.burst ?? 1));
     this.now = opts.now ?? (() => performance.now());
     this.log = new Float64Array(this.unlimited ? 0 : Math.ceil(rate));
     this.reported = new Uint8Array(this.log.length);
@@ -286,9 +294,39 @@ export class RateLimiter {
 
   /** The earliest time both rules allow a release. */
   private earliest(now: number): number {
+    return this.earliestOf(now, 0);
+  }
+
+  /**
+   * The earliest time both rules allow the release `ahead` releases after the next one, were
+   * the ones before it released at once: the spacing rule lets `burst` slots go early, the
+   * log rule waits for the N-th send before each.
+   */
+  private earliestOf(now: number, ahead: number): number {
+    const spacing = (1000 + this.slackAt(now)) / this.ratePerSecond;
+    const bySpacing = this.nextAt + (ahead - (this.burst - 1)) * spacing;
     const n = this.log.length;
-    if (this.released < n) return this.nextAt;
-    return Math.max(this.nextAt, this.log[this.released % n]! + 1000 + this.slackAt(now));
+    const slot = this.released + ahead;
+    if (slot < n) return bySpacing;
+    return Math.max(bySpacing, this.log[slot % n]! + 1000 + this.slackAt(now));
+  }
+
+  /**
+   * When the pump should next run: once the spacing rule lets the next `burst` queued calls
+   * (or all of fewer) go together, and the log rule too unless it holds one of them back by
+   * more than a spacing (that one then gets a wake-up of its own). Waiting longer for the
+   * group would add each group's spread of sends to the period and slow the rate.
+   */
+  private groupAt(now: number): number {
+    const k = Math.min(this.burst, this.live, this.log.length);
+    const spacing = (1000 + this.slackAt(now)) / this.ratePerSecond;
+    const bySpacing = Math.max(this.earliest(now), this.nextAt + (k - this.burst) * spacing);
+    let at = bySpacing;
+    for (let j = 1; j < k; j++) {
+      const e = this.earliestOf(now, j);
+      if (e <= bySpacing + spacing) at = Math.max(at, e);
+    }
+    return at;
   }
 
   /** Record a release at `now` for a call that was due at `due` (its slot, or its arrival if later). */
@@ -302,8 +340,9 @@ export class RateLimiter {
     // rate. Catch-up is limited to two spacings, so after a stall at most three calls leave
     // together; after a longer stall the schedule restarts from now, and the log rule caps the
     // rest.
+    // A call released early (inside the burst allowance) never moves the schedule earlier.
     const spacing = (1000 + this.slackAt(now)) / this.ratePerSecond;
-    this.nextAt = Math.max(due, now - 2 * spacing) + spacing;
+    this.nextAt = Math.max(this.nextAt, due, now - 2 * spacing) + spacing;
     return slot;
   }
 
@@ -332,7 +371,8 @@ export class RateLimiter {
       const now = this.now();
       const earliest = this.earliest(now);
       if (now < earliest) {
-        const wait = Math.max(1, Math.ceil(earliest - now));
+        // Wait for the whole group, not its first call: one wake-up releases it.
+        const wait = Math.max(1, Math.ceil((this.burst > 1 ? this.groupAt(now) : earliest) - now));
         this.timerDueAt = now + wait;
         this.timer = setTimeout(() => this.pump(), wait);
         return;
