@@ -65,8 +65,9 @@ interface Waiter {
  * of capacity N refilling N/s can release N calls at the end of one window and N more at the
  * start of the next, i.e. up to 2N in one server second. Two rules together prevent that:
  *
- * 1. Even spacing (a bucket of capacity one): a slot every `(1000 + slack) / N` ms, so the
- *    calls are spread instead of bunched.
+ * 1. Spacing (a bucket of capacity `burst`, default one): a slot every `(1000 + slack) / N`
+ *    ms, so the calls are spread instead of bunched. With a burst, queued calls wait for the
+ *    group's last slot and then leave together: the same rate, one wake-up per group.
  * 2. A sliding log of the last N sends: a call is released only if the N-th previous call
  *    left at least `1000 + slack` ms ago. This is the hard guarantee. It holds however late
  *    timers fire (a stalled event loop cannot catch up in a burst), and because it covers
