@@ -16,6 +16,12 @@ function busiestWindow(times: number[], widthMs: number): number {
   return best;
 }
 
+/** Acquire `n` slots at once; the times they were granted, in `into` as they come. */
+async function releaseTimes(limiter: RateLimiter, n: number, into: number[] = []): Promise<number[]> {
+  await Promise.all(Array.from({ length: n }, () => limiter.acquire().then(() => void into.push(performance.now()))));
+  return into;
+}
+
 function busyWait(ms: number): void {
   const end = performance.now() + ms;
   while (performance.now() < end) {
@@ -26,15 +32,8 @@ function busyWait(ms: number): void {
 describe('RateLimiter', () => {
   it('spreads calls evenly and never lets N+1 into any one-second window', async () => {
     const limiter = new RateLimiter({ ratePerSecond: 20, slackMs: 20 });
-    const times: number[] = [];
     const started = performance.now();
-    await Promise.all(
-      Array.from({ length: 50 }, () =>
-        limiter.acquire().then(() => {
-          times.push(performance.now());
-        }),
-      ),
-    );
+    const times = await releaseTimes(limiter, 50);
     // Releases are N per 1000 + slack ms; the times seen here come a microtask later, with up
     // to `slack` of jitter on a loaded host, so the server's one-second windows are checked.
     expect(busiestWindow(times, 1000)).toBeLessThanOrEqual(20);
@@ -52,13 +51,7 @@ describe('RateLimiter', () => {
   it('does not burst to catch up after the event loop stalls', async () => {
     const limiter = new RateLimiter({ ratePerSecond: 25, slackMs: 20 });
     const times: number[] = [];
-    const all = Promise.all(
-      Array.from({ length: 60 }, () =>
-        limiter.acquire().then(() => {
-          times.push(performance.now());
-        }),
-      ),
-    );
+    const all = releaseTimes(limiter, 60, times);
     // A 300 ms stall after the first few releases: a schedule-only limiter would then release
     // ~7 calls at once and later fit more than 25 into one second.
     await new Promise((r) => setTimeout(r, 150));
@@ -69,15 +62,8 @@ describe('RateLimiter', () => {
 
   it('with a burst, releases queued calls in groups at the same rate, never N+1 in any one-second window', async () => {
     const limiter = new RateLimiter({ ratePerSecond: 20, slackMs: 20, burst: 5 });
-    const times: number[] = [];
     const started = performance.now();
-    await Promise.all(
-      Array.from({ length: 60 }, () =>
-        limiter.acquire().then(() => {
-          times.push(performance.now());
-        }),
-      ),
-    );
+    const times = await releaseTimes(limiter, 60);
     expect(busiestWindow(times, 1000)).toBeLessThanOrEqual(20);
     // Groups: releases less than 5 ms apart came from one wake-up.
     const sorted = [...times].sort((a, b) => a - b);
@@ -97,13 +83,7 @@ describe('RateLimiter', () => {
   it('with a burst, does not let a stalled event loop push N+1 calls into a window', async () => {
     const limiter = new RateLimiter({ ratePerSecond: 25, slackMs: 20, burst: 5 });
     const times: number[] = [];
-    const all = Promise.all(
-      Array.from({ length: 80 }, () =>
-        limiter.acquire().then(() => {
-          times.push(performance.now());
-        }),
-      ),
-    );
+    const all = releaseTimes(limiter, 80, times);
     await new Promise((r) => setTimeout(r, 150));
     busyWait(300);
     await new Promise((r) => setTimeout(r, 700));
