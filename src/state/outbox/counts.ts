@@ -65,39 +65,27 @@ export async function updateOperations(
 ): Promise<number> {
   const from = o.from;
   const picked = from === undefined ? pick : (q: Knex.QueryBuilder) => pick(q).andWhere('status', from);
-  return inTransaction(db, async (trx) => {
-    if (from !== undefined && dialectFor(trx).insertReturning) {
-      const moved = (await picked(trx(t.syncRecords)).update(patch).returning(['kind'])) as Array<{ kind: string }>;
-      if (patch.status !== undefined && patch.status !== from) {
-        const d: Delta = new Map();
-        for (const r of moved) {
-          add(d, r.kind, from, -1);
-          add(d, r.kind, patch.status, 1);
-        }
-        await append(trx, t, d);
-      }
-      return moved.length;
-    }
+  /** The rows changed, with the status each had before. */
+  type Moved = Array<{ kind: string; status: string }>;
+  const updateReturning = async (trx: Knex.Transaction, status: OpStatus): Promise<Moved> =>
+    ((await picked(trx(t.syncRecords)).update(patch).returning(['kind'])) as Array<{ kind: string }>).map((r) => ({ kind: r.kind, status }));
+  const lockThenUpdate = async (trx: Knex.Transaction): Promise<Moved> => {
     let q = picked(trx(t.syncRecords)).select('id', 'kind', 'status');
     if (dialectFor(trx).skipLocked) q = q.forUpdate();
     const rows = (await q) as Array<{ id: number | string; kind: string; status: string }>;
-    if (rows.length === 0) return 0;
     let n = 0;
     for (const part of chunks(rows.map((r) => Number(r.id)))) n += await trx(t.syncRecords).whereIn('id', part).update(patch);
     if (n !== rows.length) {
       // Only SQLite, where nothing is locked: another process wrote in between. Nothing is kept.
       throw new AppError('STATE_CLAIM_CONFLICT', 'the sync table changed while it was updated; the next attempt retries', { retryable: true });
     }
-    if (patch.status !== undefined) {
-      const d: Delta = new Map();
-      for (const r of rows) {
-        if (r.status === patch.status) continue;
-        add(d, r.kind, r.status, -1);
-        add(d, r.kind, patch.status, 1);
-      }
-      await append(trx, t, d);
-    }
-    return n;
+    return rows;
+  };
+  return inTransaction(db, async (trx) => {
+    const moved = from !== undefined && dialectFor(trx).insertReturning ? await updateReturning(trx, from) : await lockThenUpdate(trx);
+    const to = patch.status;
+    if (to !== undefined) await countMoves(trx, t, moved.map((r) => ({ kind: r.kind, from: r.status, to })));
+    return moved.length;
   });
 }
 
