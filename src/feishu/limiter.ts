@@ -158,7 +158,7 @@ export class RateLimiter {
 
   /** The even spacing now in force, ms. */
   get spacingMs(): number {
-    return this.unlimited ? 0 : this.windowMs / this.ratePerSecond;
+    return this.unlimited ? 0 : this.spacingAt(this.now());
   }
 
   /**
@@ -293,18 +293,18 @@ export class RateLimiter {
     this.boostAt = now;
   }
 
-  /** The earliest time both rules allow a release. */
-  private earliest(now: number): number {
-    return this.earliestOf(now, 0);
+  /** The schedule's spacing at `now`, ms: `(1000 + slack) / N`. */
+  private spacingAt(now: number): number {
+    return (1000 + this.slackAt(now)) / this.ratePerSecond;
   }
 
   /**
-   * The earliest time both rules allow the release `ahead` releases after the next one, were
-   * the ones before it released at once: the spacing rule lets `burst` slots go early, the
-   * log rule waits for the N-th send before each.
+   * The earliest time both rules allow the next release, or the one `ahead` releases after
+   * it were those before it released at once: the spacing rule lets `burst` slots go early,
+   * the log rule waits for the N-th send before each.
    */
-  private earliestOf(now: number, ahead: number): number {
-    const spacing = (1000 + this.slackAt(now)) / this.ratePerSecond;
+  private earliest(now: number, ahead = 0): number {
+    const spacing = this.spacingAt(now);
     const bySpacing = this.nextAt + (ahead - (this.burst - 1)) * spacing;
     const n = this.log.length;
     const slot = this.released + ahead;
@@ -320,11 +320,11 @@ export class RateLimiter {
    */
   private groupAt(now: number): number {
     const k = Math.min(this.burst, this.live, this.log.length);
-    const spacing = (1000 + this.slackAt(now)) / this.ratePerSecond;
+    const spacing = this.spacingAt(now);
     const bySpacing = Math.max(this.earliest(now), this.nextAt + (k - this.burst) * spacing);
     let at = bySpacing;
     for (let j = 1; j < k; j++) {
-      const e = this.earliestOf(now, j);
+      const e = this.earliest(now, j);
       if (e <= bySpacing + spacing) at = Math.max(at, e);
     }
     return at;
@@ -342,7 +342,7 @@ export class RateLimiter {
     // together; after a longer stall the schedule restarts from now, and the log rule caps the
     // rest.
     // A call released early (inside the burst allowance) never moves the schedule earlier.
-    const spacing = (1000 + this.slackAt(now)) / this.ratePerSecond;
+    const spacing = this.spacingAt(now);
     this.nextAt = Math.max(this.nextAt, due, now - 2 * spacing) + spacing;
     return slot;
   }
@@ -373,7 +373,7 @@ export class RateLimiter {
       const earliest = this.earliest(now);
       if (now < earliest) {
         // Wait for the whole group, not its first call: one wake-up releases it.
-        const wait = Math.max(1, Math.ceil((this.burst > 1 ? this.groupAt(now) : earliest) - now));
+        const wait = Math.max(1, Math.ceil(this.groupAt(now) - now));
         this.timerDueAt = now + wait;
         this.timer = setTimeout(() => this.pump(), wait);
         return;
